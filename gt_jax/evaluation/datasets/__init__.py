@@ -1,0 +1,1 @@
+"""Benchmark readers, one module per on-disk layout; tables in *_tables.py."""
