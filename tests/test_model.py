@@ -1,0 +1,549 @@
+"""Tests for gt_jax/model: names, shapes, and numerics vs a numpy reference.
+
+The numpy reference below is written from legacy-semantics §3-§10 in PyTorch
+layout (NCHW maps, OIHW conv weights, (out, in) linear weights, NCHW
+flattening for fc6), so it also checks the layout conventions the checkpoint
+importer relies on (LS §12). tests/test_inference.py reuses it for the whole
+search step.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import pytest
+
+from gt_jax.config import load_config
+from gt_jax.model import fpn as fpn_lib
+from gt_jax.model import resnet as resnet_lib
+from gt_jax.model.build import build_model, init_variables
+from gt_jax.model.qg_rcnn import QGRCNN
+from gt_jax.model.modulation import RCNNModulator, RPNModulator
+from gt_jax.model.rcnn import BBoxHead
+from gt_jax.model.rpn import RPNHead
+
+CONFIG = "configs/globaltrack_r50_fpn.py"
+
+# ---------------------------------------------------------------------------
+# numpy reference, PyTorch layout (C, H, W), float64.
+# ---------------------------------------------------------------------------
+
+
+def oihw(kernel) -> np.ndarray:
+  """Flax HWIO kernel -> torch OIHW weight (float64)."""
+  return np.asarray(kernel, np.float64).transpose(3, 2, 0, 1)
+
+
+def np_conv(x, w, b=None, stride=1, pad=0):
+  """torch Conv2d on (C, H, W) with an OIHW weight, zero padding."""
+  kh, kw = w.shape[2:]
+  xp = np.pad(x, ((0, 0), (pad, pad), (pad, pad)))
+  win = np.lib.stride_tricks.sliding_window_view(xp, (kh, kw), axis=(1, 2))
+  win = win[:, ::stride, ::stride]
+  y = np.einsum("chwij,ocij->ohw", win, w)
+  if b is not None:
+    y = y + np.asarray(b, np.float64)[:, None, None]
+  return y
+
+
+def np_bn(x, p, s):
+  """Eval-mode BatchNorm2d: (x - mean) / sqrt(var + 1e-5) * w + b."""
+  f = lambda a: np.asarray(a, np.float64)[:, None, None]
+  return (x - f(s["mean"])) / np.sqrt(f(s["var"]) + 1e-5) * f(
+      p["scale"]) + f(p["bias"])
+
+
+def np_maxpool3s2(x):
+  """MaxPool2d(3, stride 2, padding 1) (padding = -inf)."""
+  xp = np.pad(x, ((0, 0), (1, 1), (1, 1)), constant_values=-np.inf)
+  win = np.lib.stride_tricks.sliding_window_view(xp, (3, 3), axis=(1, 2))
+  return win[:, ::2, ::2].max(axis=(-1, -2))
+
+
+def relu(x):
+  return np.maximum(x, 0.0)
+
+
+def np_resnet(v, x, depth, sizes):
+  """ResNet "pytorch" style (stride on the 3x3) -> [C2..C5] (C, H, W)."""
+  p, s = v["params"]["backbone"], v["batch_stats"]["backbone"]
+  x = np_conv(x, oihw(p["conv1"]["kernel"]), stride=2, pad=3)
+  x = np_maxpool3s2(relu(np_bn(x, p["bn1"], s["bn1"])))
+  outs = []
+  for i, n in enumerate(sizes):
+    for b in range(n):
+      bp, bs = p[f"layer{i + 1}_{b}"], s[f"layer{i + 1}_{b}"]
+      st = 2 if (i > 0 and b == 0) else 1
+      k = lambda name: oihw(bp[name]["kernel"])
+      if depth >= 50:
+        y = relu(np_bn(np_conv(x, k("conv1")), bp["bn1"], bs["bn1"]))
+        y = relu(np_bn(np_conv(y, k("conv2"), stride=st, pad=1), bp["bn2"],
+                       bs["bn2"]))
+        y = np_bn(np_conv(y, k("conv3")), bp["bn3"], bs["bn3"])
+      else:
+        y = relu(np_bn(np_conv(x, k("conv1"), stride=st, pad=1), bp["bn1"],
+                       bs["bn1"]))
+        y = np_bn(np_conv(y, k("conv2"), pad=1), bp["bn2"], bs["bn2"])
+      if "downsample_conv" in bp:
+        x = np_bn(np_conv(x, k("downsample_conv"), stride=st),
+                  bp["downsample_bn"], bs["downsample_bn"])
+      x = relu(y + x)
+    outs.append(x)
+  return outs
+
+
+def np_fpn(v, cs):
+  """mmdet FPN: laterals, nearest x2 top-down, 3x3 convs, P6 = P5[::2,::2]."""
+  p = v["params"]["neck"]
+  lat = [np_conv(c, oihw(p[f"lateral_{i}"]["kernel"]),
+                 p[f"lateral_{i}"]["bias"]) for i, c in enumerate(cs)]
+  for i in range(len(lat) - 1, 0, -1):
+    h, w = lat[i - 1].shape[1:]
+    # F.interpolate(scale_factor=2, mode='nearest'): out[y, x] = in[y//2, x//2].
+    up = lat[i][:, (np.arange(h) // 2)[:, None], (np.arange(w) // 2)[None, :]]
+    lat[i - 1] = lat[i - 1] + up
+  outs = [np_conv(l, oihw(p[f"fpn_{i}"]["kernel"]), p[f"fpn_{i}"]["bias"],
+                  pad=1) for i, l in enumerate(lat)]
+  outs.append(outs[-1][:, ::2, ::2])
+  return outs
+
+
+def np_features(v, image_hwc, depth, sizes):
+  """Normalised canvas (H, W, 3) -> [P2..P6] each (C, H_k, W_k)."""
+  x = np.asarray(image_hwc, np.float64).transpose(2, 0, 1)
+  return np_fpn(v, np_resnet(v, x, depth, sizes))
+
+
+def np_rpn_vectors(v, z_chw):
+  """proj_modulator_k (7x7 valid conv) of z (C, 7, 7) -> list of (C,)."""
+  p = v["params"]["rpn_modulator"]
+  out = []
+  for k in range(5):
+    q = p[f"proj_modulator_{k}"]
+    out.append(np.einsum("ochw,chw->o", oihw(q["kernel"]), z_chw) +
+               np.asarray(q["bias"], np.float64))
+  return out
+
+
+def np_rpn_head_outputs(v, feats_chw, vectors):
+  """Modulated RPN: torch permute(1,2,0) flattening -> cls (N,), reg (N, 4)."""
+  pm, ph = v["params"]["rpn_modulator"], v["params"]["rpn_head"]
+  cls, reg = [], []
+  for k, f in enumerate(feats_chw):
+    m = f * vectors[k][:, None, None]
+    r = np_conv(m, oihw(pm[f"proj_out_{k}"]["kernel"]),
+                pm[f"proj_out_{k}"]["bias"])
+    t = relu(np_conv(r, oihw(ph["rpn_conv"]["kernel"]),
+                     ph["rpn_conv"]["bias"], pad=1))
+    c = np_conv(t, oihw(ph["rpn_cls"]["kernel"]), ph["rpn_cls"]["bias"])
+    d = np_conv(t, oihw(ph["rpn_reg"]["kernel"]), ph["rpn_reg"]["bias"])
+    cls.append(c.transpose(1, 2, 0).reshape(-1))
+    reg.append(d.transpose(1, 2, 0).reshape(-1, 4))
+  return cls, reg
+
+
+def torch_fc6_weight(kernel) -> np.ndarray:
+  """Flax fc6 kernel (49C, D), NHWC rows -> torch (D, C*49), NCHW columns.
+
+  Inverse of LS §12: W_flax = W_torch.reshape(D, C, 7, 7).transpose(2, 3, 1,
+  0).reshape(49C, D).
+  """
+  k = np.asarray(kernel, np.float64)
+  d = k.shape[1]
+  c = k.shape[0] // 49
+  return k.reshape(7, 7, c, d).transpose(3, 2, 0, 1).reshape(d, c * 49)
+
+
+def np_rcnn_outputs(v, rois_chw, z_chw):
+  """RCNN modulator + SharedFCBBoxHead in torch layout.
+
+  Args:
+    rois_chw: (R, C, 7, 7) search RoI features; z_chw: (C, 7, 7).
+
+  Returns:
+    cls_logits (R, 2), deltas (R, 8).
+  """
+  pm, pb = v["params"]["rcnn_modulator"], v["params"]["bbox_head"]
+  conv = lambda x, n, pad: np_conv(x, oihw(pm[n]["kernel"]), pm[n]["bias"],
+                                   pad=pad)
+  zk = conv(z_chw, "proj_z", 1)
+  w6 = torch_fc6_weight(pb["fc6"]["kernel"])
+  lin = lambda x, n: x @ np.asarray(pb[n]["kernel"], np.float64) + np.asarray(
+      pb[n]["bias"], np.float64)
+  cls, reg = [], []
+  for x in rois_chw:
+    m = conv(conv(x, "proj_x", 1) * zk, "proj_out", 0)
+    h = relu(w6 @ m.reshape(-1) + np.asarray(pb["fc6"]["bias"], np.float64))
+    h = relu(lin(h, "fc7"))
+    cls.append(lin(h, "fc_cls"))
+    reg.append(lin(h, "fc_reg"))
+  return np.stack(cls), np.stack(reg)
+
+
+# Kernel std = gain / sqrt(fan_in), chosen (by measuring the tiny model on
+# smooth frames) to keep activations O(1) through the multiplicative
+# modulators: RPN logits and RCNN logits of std ~2-4, deltas ~0.3.
+_GAINS = {"lateral": 0.7, "fpn": 0.7, "proj_modulator": 0.6, "proj_z": 1.0,
+          "rpn_cls": 3.0, "rpn_reg": 0.05, "fc_reg": 0.1, "fc_cls": 4.0}
+
+
+def randomize(variables, seed: int):
+  """Replaces every variable by a random value of a useful scale.
+
+  The training init (std 0.01 heads) gives near-tied scores; tests need
+  activations O(1) and well separated scores. BN statistics are random so
+  that frozen-BN semantics matter. Works on shapes (jax.eval_shape output).
+  """
+  rng = np.random.default_rng(seed)
+  flat = jax.tree_util.tree_flatten_with_path(variables)[0]
+  out = {}
+  for path, leaf in flat:
+    names = tuple(getattr(p, "key", str(p)) for p in path)
+    shape = np.shape(leaf)
+    if names[-1] == "kernel":
+      fan_in = int(np.prod(shape[:-1]))
+      gain = _GAINS.get(re.sub(r"_\d+$", "", names[-2]), 1.0)
+      val = rng.normal(0, gain / math.sqrt(fan_in), shape)
+    elif names[-1] == "scale":
+      val = rng.uniform(0.5, 1.5, shape)
+    elif names[-1] == "var":
+      val = rng.uniform(0.5, 2.0, shape)
+    else:  # bias, mean
+      val = rng.normal(0, 0.1, shape)
+    out[names] = np.asarray(val, np.float32)
+  return jax.tree_util.tree_map_with_path(
+      lambda path, _: out[tuple(getattr(p, "key", str(p)) for p in path)],
+      variables)
+
+
+# ---------------------------------------------------------------------------
+# Shared fixtures: one tiny model, one compile per function.
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tiny():
+  cfg = load_config(f"{CONFIG}:tiny")
+  model = build_model(cfg.model)
+  return cfg, model, randomize(variable_shapes(model), 1)
+
+
+def variable_shapes(model: QGRCNN):
+  """Shapes of the variables, without compiling the init."""
+  return jax.eval_shape(
+      lambda: init_variables(model, jax.random.PRNGKey(0), (64, 64)))
+
+
+def _bottleneck_cfg() -> ml_collections.ConfigDict:
+  cfg = load_config(f"{CONFIG}:tiny")
+  cfg.model.depth = 50
+  cfg.model.base_width = 4
+  return cfg
+
+
+def _paths(tree) -> set[str]:
+  return {
+      "/".join(getattr(p, "key", str(p)) for p in path)
+      for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]
+  }
+
+
+# ---------------------------------------------------------------------------
+# Names and sizes (LS §12).
+# ---------------------------------------------------------------------------
+
+
+def _expected_official_paths() -> tuple[set[str], set[str]]:
+  params, stats = set(), set()
+
+  def bn(prefix):
+    params.update({f"{prefix}/scale", f"{prefix}/bias"})
+    stats.update({f"{prefix}/mean", f"{prefix}/var"})
+
+  params.add("backbone/conv1/kernel")
+  bn("backbone/bn1")
+  for l, n in enumerate((3, 4, 6, 3), start=1):
+    for b in range(n):
+      pre = f"backbone/layer{l}_{b}"
+      for j in (1, 2, 3):
+        params.add(f"{pre}/conv{j}/kernel")
+        bn(f"{pre}/bn{j}")
+      if b == 0:
+        params.add(f"{pre}/downsample_conv/kernel")
+        bn(f"{pre}/downsample_bn")
+  conv = lambda name: params.update({f"{name}/kernel", f"{name}/bias"})
+  for i in range(4):
+    conv(f"neck/lateral_{i}")
+    conv(f"neck/fpn_{i}")
+  for n in ("rpn_conv", "rpn_cls", "rpn_reg"):
+    conv(f"rpn_head/{n}")
+  for k in range(5):
+    conv(f"rpn_modulator/proj_modulator_{k}")
+    conv(f"rpn_modulator/proj_out_{k}")
+  for n in ("proj_z", "proj_x", "proj_out"):
+    conv(f"rcnn_modulator/{n}")
+  for n in ("fc6", "fc7", "fc_cls", "fc_reg"):
+    conv(f"bbox_head/{n}")
+  return params, stats
+
+
+def test_official_parameter_paths_and_counts():
+  cfg = load_config(CONFIG)
+  model = build_model(cfg.model)
+  shapes = variable_shapes(model)
+  want_params, want_stats = _expected_official_paths()
+  assert _paths(shapes["params"]) == want_params
+  assert _paths(shapes["batch_stats"]) == want_stats
+  # LS §12 group sizes of the official checkpoint.
+  want_counts = {"backbone": 23_508_032, "neck": 3_344_384,
+                 "rpn_head": 593_935, "bbox_head": 13_905_930,
+                 "rpn_modulator": 16_386_560, "rcnn_modulator": 1_245_952}
+  for group, count in want_counts.items():
+    n = sum(int(np.prod(x.shape))
+            for x in jax.tree_util.tree_leaves(shapes["params"][group]))
+    assert n == count, group
+  n_stats = sum(int(np.prod(x.shape))
+                for x in jax.tree_util.tree_leaves(shapes["batch_stats"]))
+  assert n_stats == 2 * 26_560  # running mean + var of the 53 BNs.
+  p = shapes["params"]
+  assert p["bbox_head"]["fc6"]["kernel"].shape == (12544, 1024)
+  assert p["rpn_modulator"]["proj_modulator_0"]["kernel"].shape == (7, 7, 256,
+                                                                     256)
+  assert p["backbone"]["layer2_0"]["conv2"]["kernel"].shape == (3, 3, 128, 128)
+  assert p["rpn_head"]["rpn_reg"]["kernel"].shape == (1, 1, 256, 12)
+
+
+# ---------------------------------------------------------------------------
+# Shapes of every stage.
+# ---------------------------------------------------------------------------
+
+_features = jax.jit(lambda m, v, x: m.apply(v, x, method=QGRCNN.features),
+                    static_argnums=0)
+
+
+def test_stage_shapes_tiny(tiny):
+  _, model, v = tiny
+  # 96x160: P5 is 3x5, so P6 = ceil -> 2x3.
+  images = jnp.zeros((2, 96, 160, 3))
+  feats = _features(model, v, images)
+  assert [f.shape for f in feats] == [(2, 24, 40, 16), (2, 12, 20, 16),
+                                      (2, 6, 10, 16), (2, 3, 5, 16),
+                                      (2, 2, 3, 16)]
+  # The per-image stages: shapes only (eval_shape, no compile).
+  one = [jax.ShapeDtypeStruct(f.shape[1:], f.dtype) for f in feats]
+  box = jax.ShapeDtypeStruct((4,), jnp.float32)
+  ev = lambda *a, method: jax.eval_shape(
+      lambda *b: model.apply(v, *b, method=method), *a)
+  z = ev(one, box, method=QGRCNN.query_embedding)
+  assert z.shape == (7, 7, 16)
+  k = ev(z, method=QGRCNN.query_kernels)
+  assert k["rpn"].shape == (5, 16) and k["rcnn"].shape == (7, 7, 16)
+  cls, deltas = ev(one, k["rpn"], method=QGRCNN.rpn_outputs)
+  assert [c.shape for c in cls] == [(24 * 40 * 3,), (12 * 20 * 3,),
+                                    (6 * 10 * 3,), (3 * 5 * 3,), (2 * 3 * 3,)]
+  assert [d.shape for d in deltas] == [(c.shape[0], 4) for c in cls]
+  rois = jax.ShapeDtypeStruct((5, 4), jnp.float32)
+  logits, reg = ev(one, rois, k["rcnn"], method=QGRCNN.rcnn_outputs)
+  assert logits.shape == (5, 2) and reg.shape == (5, 8)
+
+
+def test_backbone_output_shapes_bottleneck():
+  net = resnet_lib.ResNet(depth=50, stage_sizes=(1, 1, 1, 1), base_width=4)
+  out, _ = jax.eval_shape(
+      lambda: net.init_with_output(jax.random.PRNGKey(0),
+                                   jnp.zeros((1, 64, 96, 3))))
+  # base width 4 -> stage outputs 16/32/64/128 at strides 4/8/16/32.
+  assert [o.shape for o in out] == [(1, 16, 24, 16), (1, 8, 12, 32),
+                                    (1, 4, 6, 64), (1, 2, 3, 128)]
+
+
+# ---------------------------------------------------------------------------
+# Numerics vs the numpy reference.
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("variant", ["basic", "bottleneck"])
+def test_features_match_numpy(variant, tiny):
+  if variant == "basic":
+    cfg, model, v = tiny
+  else:
+    cfg = _bottleneck_cfg()
+    model = build_model(cfg.model)
+    v = randomize(variable_shapes(model), 2)
+  rng = np.random.default_rng(3)
+  image = rng.normal(0, 1, (64, 96, 3)).astype(np.float32)
+  got = _features(model, v, jnp.asarray(image)[None])
+  want = np_features(v, image, cfg.model.depth, cfg.model.stage_sizes)
+  for g, w in zip(got, want):
+    w = w.transpose(1, 2, 0)
+    np.testing.assert_allclose(np.asarray(g[0]), w, rtol=1e-4,
+                               atol=1e-4 * np.abs(w).max())
+
+
+def test_frozen_bn_uses_running_statistics():
+  bn = resnet_lib.frozen_bn("bn", jnp.float32)
+  x = jnp.asarray(np.random.default_rng(0).normal(3, 2, (2, 4, 4, 3)),
+                  jnp.float32)
+  v = bn.init(jax.random.PRNGKey(0), x)
+  v = {"params": {"scale": jnp.array([1.0, 2.0, 0.5]),
+                  "bias": jnp.array([0.0, 1.0, -1.0])},
+       "batch_stats": {"mean": jnp.array([1.0, -2.0, 0.5]),
+                       "var": jnp.array([4.0, 0.25, 1.0])}}
+  y, upd = bn.apply(v, x, mutable=["batch_stats"])
+  # Hand formula, eps 1e-5 (PyTorch default).
+  want = (np.asarray(x) - [1.0, -2.0, 0.5]) / np.sqrt(
+      np.array([4.0, 0.25, 1.0]) + 1e-5) * [1.0, 2.0, 0.5] + [0.0, 1.0, -1.0]
+  np.testing.assert_allclose(np.asarray(y), want, rtol=1e-5, atol=1e-5)
+  # Running statistics never move, not even when asked to be mutable.
+  np.testing.assert_array_equal(upd["batch_stats"]["mean"], [1.0, -2.0, 0.5])
+  np.testing.assert_array_equal(upd["batch_stats"]["var"], [4.0, 0.25, 1.0])
+
+
+def test_upsample_nearest_repeats_pixels():
+  x = jnp.arange(6.0).reshape(1, 2, 3, 1)
+  y = np.asarray(fpn_lib.upsample_nearest2(x, (4, 6)))[0, ..., 0]
+  want = np.array([[0, 0, 1, 1, 2, 2], [0, 0, 1, 1, 2, 2],
+                   [3, 3, 4, 4, 5, 5], [3, 3, 4, 4, 5, 5]], np.float32)
+  np.testing.assert_array_equal(y, want)
+
+
+def test_fc6_flatten_matches_torch_layout():
+  """BBoxHead on NHWC RoIs == torch Linear on NCHW-flattened RoIs."""
+  c, d = 3, 5
+  rng = np.random.default_rng(4)
+  rois_nchw = rng.normal(size=(2, c, 7, 7))
+  w6_torch = rng.normal(size=(d, c * 49)) / 10
+  head = BBoxHead(fc_dim=d, num_classes=2)
+  v = jax.eval_shape(head.init, jax.random.PRNGKey(0),
+                     jnp.zeros((1, 7, 7, c)))
+  params = randomize(v, 8)["params"]
+  # The importer's conversion, verbatim from LS §12.
+  params["fc6"]["kernel"] = w6_torch.reshape(d, c, 7, 7).transpose(
+      2, 3, 1, 0).reshape(c * 49, d).astype(np.float32)
+  params["fc6"]["bias"] = rng.normal(size=d).astype(np.float32)
+  cls, reg = jax.jit(head.apply)({"params": params},
+                        jnp.asarray(rois_nchw.transpose(0, 2, 3, 1),
+                                    jnp.float32))
+  h = relu(rois_nchw.reshape(2, -1) @ w6_torch.T + params["fc6"]["bias"])
+  lin = lambda x, n: x @ params[n]["kernel"] + params[n]["bias"]
+  h = relu(lin(h, "fc7"))
+  np.testing.assert_allclose(np.asarray(cls), lin(h, "fc_cls"), rtol=1e-4,
+                             atol=1e-5)
+  np.testing.assert_allclose(np.asarray(reg), lin(h, "fc_reg"), rtol=1e-4,
+                             atol=1e-5)
+
+
+def test_rpn_modulation_and_head_match_numpy(tiny):
+  _, model, v = tiny
+  rng = np.random.default_rng(5)
+  sizes = [(8, 10), (4, 5), (2, 3), (1, 2), (1, 1)]
+  feats = [rng.normal(size=(h, w, 16)).astype(np.float32) for h, w in sizes]
+  z = rng.normal(size=(7, 7, 16)).astype(np.float32)
+  k = model.apply(v, jnp.asarray(z), method=QGRCNN.query_kernels)
+  want_vec = np_rpn_vectors(v, z.transpose(2, 0, 1).astype(np.float64))
+  np.testing.assert_allclose(np.asarray(k["rpn"]), np.stack(want_vec),
+                             rtol=1e-4, atol=1e-4)
+  cls, deltas = model.apply(v, [jnp.asarray(f) for f in feats], k["rpn"],
+                            method=QGRCNN.rpn_outputs)
+  want_cls, want_reg = np_rpn_head_outputs(
+      v, [f.transpose(2, 0, 1).astype(np.float64) for f in feats], want_vec)
+  for g, w in zip(cls, want_cls):
+    np.testing.assert_allclose(np.asarray(g), w, rtol=1e-4, atol=1e-4)
+  for g, w in zip(deltas, want_reg):
+    np.testing.assert_allclose(np.asarray(g), w, rtol=1e-4, atol=1e-4)
+
+
+def test_rcnn_modulator_and_head_match_numpy(tiny):
+  _, model, v = tiny
+  rng = np.random.default_rng(6)
+  rois = rng.normal(size=(3, 7, 7, 16)).astype(np.float32)
+  z = rng.normal(size=(7, 7, 16)).astype(np.float32)
+
+  def head(v, rois, z):
+    zk = model.apply(v, z, method=QGRCNN.query_kernels)["rcnn"]
+    x = RCNNModulator(16).apply({"params": v["params"]["rcnn_modulator"]},
+                                rois, zk)
+    return BBoxHead(32).apply({"params": v["params"]["bbox_head"]}, x)
+
+  cls, reg = jax.jit(head)(v, jnp.asarray(rois), jnp.asarray(z))
+  want_cls, want_reg = np_rcnn_outputs(
+      v, rois.transpose(0, 3, 1, 2).astype(np.float64),
+      z.transpose(2, 0, 1).astype(np.float64))
+  np.testing.assert_allclose(np.asarray(cls), want_cls, rtol=1e-4, atol=1e-4)
+  np.testing.assert_allclose(np.asarray(reg), want_reg, rtol=1e-4, atol=1e-4)
+
+
+# ---------------------------------------------------------------------------
+# Init, options and config errors.
+# ---------------------------------------------------------------------------
+
+
+def test_training_init_distributions():
+  key = jax.random.PRNGKey(7)
+  z = jnp.zeros((7, 7, 32))
+  std = lambda x: float(np.std(np.asarray(x)))
+  # official: modulators N(0, 0.01^2), RPN head N(0, 0.01^2), fc_cls
+  # N(0, 0.01^2), fc_reg N(0, 0.001^2), biases 0.
+
+  def init_all(k):  # one compile for the five small inits
+    return (
+        RPNModulator(32).init(k, z, method=RPNModulator.kernels)["params"],
+        RCNNModulator(32).init(
+            k, z[None], z, method=lambda m, x, q: m(x, m.query_kernel(q))),
+        RPNHead(32).init(k, [z]),
+        BBoxHead(256).init(k, jnp.zeros((1, 7, 7, 32))),
+        resnet_lib.Bottleneck(width=64).init(k, jnp.zeros((1, 4, 4, 256))))
+
+  rpn_mod, rcnn_mod, head, box, block = jax.jit(init_all)(key)
+  for name in ("proj_modulator_0", "proj_modulator_4"):
+    assert std(rpn_mod[name]["kernel"]) == pytest.approx(0.01, rel=0.1)
+  for name in ("proj_z", "proj_x", "proj_out"):
+    assert std(rcnn_mod["params"][name]["kernel"]) == pytest.approx(0.01,
+                                                                    rel=0.1)
+  assert std(head["params"]["rpn_conv"]["kernel"]) == pytest.approx(0.01,
+                                                                   rel=0.1)
+  assert std(box["params"]["fc_cls"]["kernel"]) == pytest.approx(0.01,
+                                                                 rel=0.15)
+  assert std(box["params"]["fc_reg"]["kernel"]) == pytest.approx(0.001,
+                                                                 rel=0.15)
+  for tree in (rpn_mod, rcnn_mod, head, box):
+    for path, leaf in jax.tree_util.tree_flatten_with_path(tree)[0]:
+      if getattr(path[-1], "key", "") == "bias":
+        assert not np.any(np.asarray(leaf)), path
+  # Backbone: kaiming normal, fan_out, relu gain: std = sqrt(2 / fan_out).
+  k = block["params"]["conv2"]["kernel"]
+  assert std(k) == pytest.approx(math.sqrt(2 / (9 * 64)), rel=0.1)
+
+
+def test_use_fx_option_adds_search_conv(tiny):
+  cfg, _, _ = tiny
+  cfg = load_config(f"{CONFIG}:tiny", ["model.rpn_modulator_fx=True"])
+  v = variable_shapes(build_model(cfg.model))
+  names = set(v["params"]["rpn_modulator"])
+  assert {f"proj_x_{k}" for k in range(5)} <= names
+  assert not any(re.match(r"proj_x_\d", n) for n in tiny[2]["params"][
+      "rpn_modulator"])
+
+
+def test_build_model_rejects_bad_config():
+  cfg = load_config(f"{CONFIG}:tiny")
+  cfg.model.depth = 42
+  with pytest.raises(ValueError, match="depth=42"):
+    variable_shapes(build_model(cfg.model))
+  cfg = load_config(f"{CONFIG}:tiny")
+  with pytest.raises(ValueError, match="compute_dtype"):
+    build_model(cfg.model, "float16")
+  cfg.model.anchor_strides = (4, 8, 16, 32)
+  with pytest.raises(ValueError, match="anchor_strides"):
+    build_model(cfg.model)
+
+
+def test_features_rejects_non_rgb(tiny):
+  _, model, v = tiny
+  with pytest.raises(ValueError, match=r"\(B, H, W, 3\)"):
+    model.apply(v, jnp.zeros((64, 64, 3)), method=QGRCNN.features)

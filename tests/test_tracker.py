@@ -1,0 +1,238 @@
+"""Tests for gt_jax/preprocess.py and gt_jax/tracker.py (tiny random model)."""
+
+from __future__ import annotations
+
+import cv2
+import numpy as np
+import pytest
+
+from test_inference import smooth_frame
+from test_model import randomize, variable_shapes
+
+from gt_jax import preprocess as pp
+from gt_jax.config import load_config
+from gt_jax.model.build import build_model
+from gt_jax.tracker import Tracker, TrackResult
+
+CONFIG = "configs/globaltrack_r50_fpn.py"
+
+# ---------------------------------------------------------------------------
+# Preprocessing (LS §2).
+# ---------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("hw,s,new_hw", [
+    ((480, 640), 5 / 3, (800, 1067)),
+    ((640, 480), 5 / 3, (1067, 800)),
+    ((720, 1280), 1333 / 1280, (750, 1333)),
+])
+def test_rescale_rule_official_examples(hw, s, new_hw):
+  got_s, got_hw = pp.rescale_size(hw, (1333, 800))
+  assert got_s == pytest.approx(s, rel=1e-12)
+  assert got_hw == new_hw
+
+
+def test_preprocess_resizes_normalises_and_pads():
+  rng = np.random.default_rng(0)
+  frame = rng.integers(0, 256, (100, 60, 3), dtype=np.uint8)
+  mean, std = (123.675, 116.28, 103.53), (58.395, 57.12, 57.375)
+  p = pp.preprocess_frame(frame, (160, 128), mean, std, size_divisor=32,
+                          canvas_multiple=64)
+  # s = min(160 / 100, 128 / 60) = 1.6 -> (160, 96); int(x * s + 0.5).
+  assert p.scale == pytest.approx(1.6)
+  assert p.img_hw == (160, 96) and p.pad_hw == (160, 96)
+  assert p.image.shape == (192, 128, 3) and p.image.dtype == np.float32
+  resized = cv2.resize(frame, (96, 160), interpolation=cv2.INTER_LINEAR)
+  for c in range(3):
+    want = (resized[..., c].astype(np.float64) - mean[c]) / std[c]
+    np.testing.assert_allclose(p.image[:160, :96, c], want, rtol=1e-6,
+                               atol=1e-6)
+  assert not p.image[160:].any() and not p.image[:, 96:].any()
+
+
+def test_preprocess_round_half_up_and_canvas():
+  frame = np.zeros((7, 9, 3), np.uint8)
+  p = pp.preprocess_frame(frame, (10, 5), size_divisor=4, canvas_multiple=4)
+  s = min(10 / 9, 5 / 7)
+  assert p.img_hw == (int(7 * s + 0.5), int(9 * s + 0.5)) == (5, 6)
+  assert p.pad_hw == (8, 8) and p.image.shape == (8, 8, 3)
+  with pytest.raises(ValueError, match="does not fit the canvas"):
+    pp.preprocess_frame(frame, (10, 5), canvas_hw=(4, 8))
+
+
+def test_grey_and_rgba_frames_are_converted():
+  rgb = smooth_frame(0, (20, 30))
+  grey = rgb[..., 0]
+  np.testing.assert_array_equal(pp.to_rgb_uint8(grey),
+                                np.repeat(grey[..., None], 3, -1))
+  np.testing.assert_array_equal(pp.to_rgb_uint8(grey[..., None]),
+                                np.repeat(grey[..., None], 3, -1))
+  rgba = np.concatenate([rgb, np.full((20, 30, 1), 7, np.uint8)], -1)
+  np.testing.assert_array_equal(pp.to_rgb_uint8(rgba), rgb)
+
+
+@pytest.mark.parametrize("frame,match", [
+    (np.zeros((8, 8, 3), np.uint16), "uint16"),
+    (np.zeros((8, 8, 3), np.float32), "float32"),
+    (np.zeros((8, 8, 5), np.uint8), "shape"),
+    (np.zeros((2, 8, 8, 3), np.uint8), "shape"),
+    (np.zeros((0, 8, 3), np.uint8), "empty"),
+    ([[1, 2], [3, 4]], "numpy array"),
+])
+def test_bad_frames_raise(frame, match):
+  with pytest.raises(ValueError, match=match):
+    pp.to_rgb_uint8(frame, "frame")
+
+
+def test_query_box_scaling_and_bounding():
+  # [x, y, x + w - 1, y + h - 1] * s, no +1 correction.
+  b = pp.query_box((10, 20, 30, 40), 2.0, (128, 96))
+  np.testing.assert_allclose(b, [20, 40, 78, 118])
+  # Partly outside: clipped to the padded canvas [0, Wp-1] x [0, Hp-1].
+  b = pp.query_box((-5, 50, 30, 100), 1.0, (64, 48))
+  np.testing.assert_allclose(b, [0, 50, 24, 63])
+  # Collapsed after clipping: x2 = max(x2, x1).
+  b = pp.query_box((60, 10, 20, 5), 1.0, (64, 48))
+  np.testing.assert_allclose(b, [47, 10, 47, 14])
+
+
+def test_box_back_to_original_xywh():
+  got = pp.box_to_original_xywh(np.array([20.0, 40.0, 78.0, 118.0]), 2.0)
+  np.testing.assert_allclose(got, [10, 20, 30, 40])
+
+
+@pytest.mark.parametrize("box,match", [
+    ((np.nan, 0, 10, 10), "NaN"),
+    ((0, 0, 0, 10), "zero or negative size"),
+    ((0, 0, 10, -1), "zero or negative size"),
+    ((200, 10, 10, 10), "entirely outside"),
+    ((-30, 10, 10, 10), "entirely outside"),
+    ((0, 0, 10), "shape"),
+])
+def test_bad_init_boxes_raise(box, match):
+  with pytest.raises(ValueError, match=match):
+    pp.check_box_xywh(box, (96, 128), "init box")
+
+
+# ---------------------------------------------------------------------------
+# Tracker (tiny random model; one Tracker so compiles are shared).
+# ---------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def tracker():
+  cfg = load_config(f"{CONFIG}:tiny")
+  variables = randomize(variable_shapes(build_model(cfg.model)), 11)
+  return Tracker(cfg, variables)
+
+
+def _check_result(tracker, r, frame_hw):
+  assert isinstance(r, TrackResult)
+  assert r.box.shape == (4,) and r.box.dtype == np.float64
+  assert 0.0 <= r.score <= 1.0
+  assert r.present == (r.score >= tracker.presence_threshold)
+  x, y, w, h = r.box
+  assert w > 0 and h > 0 and x >= 0 and y >= 0
+  # The result may reach (W' - 1) / s, slightly past W - 1 (LS §2).
+  assert x + w - 1 <= frame_hw[1] + 1 and y + h - 1 <= frame_hw[0] + 1
+
+
+@pytest.mark.parametrize("frame_hw", [(96, 128), (128, 96)],
+                         ids=["landscape", "portrait"])
+def test_track_returns_xywh_in_original_pixels(tracker, frame_hw):
+  tracker.init(smooth_frame(1, frame_hw), (20, 30, 30, 24))
+  r = tracker.track(smooth_frame(2, frame_hw))
+  _check_result(tracker, r, frame_hw)
+  # Independent mapping of the raw output: corners / s, w = x2 - x1 + 1.
+  s = min(160 / max(frame_hw), 128 / min(frame_hw))
+  x1, y1, x2, y2 = np.asarray(tracker.last_output["box"][0], np.float64) / s
+  np.testing.assert_allclose(r.box, [x1, y1, x2 - x1 + 1, y2 - y1 + 1],
+                             rtol=1e-6)
+  assert r.score == pytest.approx(float(tracker.last_output["score"][0]))
+
+
+def test_no_retrace_across_frames(tracker):
+  tracker.init(smooth_frame(3, (96, 128)), (40, 20, 30, 40))
+  tracker.track(smooth_frame(4, (96, 128)))
+  before = dict(tracker.trace_counts)
+  for k in range(5, 9):
+    tracker.track(smooth_frame(k, (96, 128)))
+  tracker.init(smooth_frame(9, (96, 128)), (10, 10, 20, 20))
+  tracker.track(smooth_frame(10, (96, 128)))
+  assert dict(tracker.trace_counts) == before
+  assert tracker.trace_counts["search"] <= 2  # landscape + portrait canvas
+
+
+def test_grey_frame_tracks_like_replicated_rgb(tracker):
+  grey = smooth_frame(11, (96, 128))[..., 1]
+  tracker.init(np.repeat(grey[..., None], 3, -1), (30, 30, 40, 30))
+  want = tracker.track(np.repeat(grey[..., None], 3, -1))
+  tracker.init(grey, (30, 30, 40, 30))
+  got = tracker.track(grey)
+  np.testing.assert_allclose(got.box, want.box)
+  assert got.score == want.score
+
+
+def test_multi_target_equals_single_target_runs(tracker):
+  f0, f1 = smooth_frame(12, (96, 128)), smooth_frame(13, (96, 128))
+  boxes = [(20, 30, 30, 24), (60, 10, 50, 60)]
+  tracker.init(f0, boxes)
+  both = tracker.track(f1)
+  assert isinstance(both, list) and len(both) == 2
+  for b, r in zip(boxes, both):
+    tracker.init(f0, b)
+    single = tracker.track(f1)
+    np.testing.assert_allclose(r.box, single.box, rtol=1e-5, atol=1e-3)
+    assert r.score == pytest.approx(single.score, abs=1e-5)
+
+
+def test_batched_tracking_equals_single_runs(tracker):
+  # Two sequences of different sizes that share the 128x160 canvas.
+  sizes = [(96, 128), (90, 120)]
+  boxes = [(20, 30, 30, 24), (15, 20, 40, 30)]
+  f0 = [smooth_frame(20 + i, hw) for i, hw in enumerate(sizes)]
+  f1 = [smooth_frame(30 + i, hw) for i, hw in enumerate(sizes)]
+  tracker.init_batch(f0, boxes)
+  got = tracker.track_batch(f1)
+  assert len(got) == 2
+  for i in range(2):
+    tracker.init(f0[i], boxes[i])
+    want = tracker.track(f1[i])
+    _check_result(tracker, got[i], sizes[i])
+    np.testing.assert_allclose(got[i].box, want.box, rtol=1e-5, atol=1e-3)
+    assert got[i].score == pytest.approx(want.score, abs=1e-5)
+  n = tracker.trace_counts["search_batch"]
+  tracker.track_batch(f0)
+  assert tracker.trace_counts["search_batch"] == n
+  with pytest.raises(ValueError, match="does not fit the canvas"):
+    tracker.track_batch([f1[0], smooth_frame(0, (128, 96))])
+  with pytest.raises(ValueError, match="expects 2 frames"):
+    tracker.track_batch(f1[:1])
+
+
+def test_partly_outside_init_box_is_bounded(tracker):
+  tracker.init(smooth_frame(14, (96, 128)), (-10, 80, 40, 40))
+  _check_result(tracker, tracker.track(smooth_frame(15, (96, 128))),
+                (96, 128))
+
+
+def test_tracker_bad_inputs_raise():
+  cfg = load_config(f"{CONFIG}:tiny")
+  t = Tracker(cfg, randomize(variable_shapes(build_model(cfg.model)), 0))
+  frame = smooth_frame(0, (96, 128))
+  with pytest.raises(RuntimeError, match="before Tracker.init"):
+    t.track(frame)
+  with pytest.raises(ValueError, match="uint16"):
+    t.init(frame.astype(np.uint16), (10, 10, 20, 20))
+  with pytest.raises(ValueError, match="NaN"):
+    t.init(frame, (10, np.nan, 20, 20))
+  with pytest.raises(ValueError, match="zero or negative size"):
+    t.init(frame, (10, 10, 0, 20))
+  with pytest.raises(ValueError, match="entirely outside"):
+    t.init(frame, (500, 10, 20, 20))
+  with pytest.raises(ValueError, match=r"init box\[1\]"):
+    t.init(frame, [(10, 10, 20, 20), (10, 10, -1, 20)])
+  with pytest.raises(ValueError, match="x, y, w, h"):
+    t.init(frame, (10, 10, 20))
+  with pytest.raises(ValueError, match="shape"):
+    t.init(np.zeros((96, 128, 5), np.uint8), (10, 10, 20, 20))
