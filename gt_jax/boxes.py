@@ -1,10 +1,12 @@
-"""Legacy (mmdetection v1) box math: the only place the "+1" rule lives.
+"""Legacy (mmdetection v1) box math in jnp: the "+1" rule for jitted code.
 
 Boxes are `xyxy` corner boxes in absolute pixels with an **inclusive**
 right/bottom edge: width = x2 - x1 + 1, height = y2 - y1 + 1, centre =
 (x1 + x2) / 2 (legacy-semantics §11). All jnp functions accept any leading
-dims `[..., 4]` and are jittable; the anchor helpers and the rescale rule are
-numpy/python and run on the host with static sizes.
+dims `[..., 4]` and are jittable; the anchor helpers are numpy and run on the
+host with static sizes. The numpy twins of the box conversions and the
+rescale rule live in `gt_jax/geometry.py` (no jax; `rescale_factor` and
+`rescaled_size` are re-exported here).
 
 Encode/decode pair (`bbox2delta` / `delta2bbox`):
   decode(p, encode(p, g, stds), stds) == g   (up to float rounding)
@@ -20,6 +22,8 @@ from typing import Sequence
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from gt_jax import geometry
 
 # official: delta2bbox(wh_ratio_clip=16 / 1000); the log-size deltas are
 # clamped to +-|ln(16/1000)| = 4.135166556742356 so exp() cannot overflow and a
@@ -103,9 +107,19 @@ def pairwise_iou(a: ArrayLike, b: ArrayLike) -> jax.Array:
   width = jnp.maximum(right - left + 1, 0)
   height = jnp.maximum(bottom - top + 1, 0)
   inter = width * height
-  area_a = (a[..., 2] - a[..., 0] + 1) * (a[..., 3] - a[..., 1] + 1)
-  area_b = (b[..., 2] - b[..., 0] + 1) * (b[..., 3] - b[..., 1] + 1)
+  area_a = box_area(a)
+  area_b = box_area(b)
   return inter / (area_a + area_b - inter)
+
+
+def _centre_size(b: jax.Array) -> tuple[jax.Array, ...]:
+  """Legacy centre and +1 size of `[..., 4]` boxes: 4 arrays `[...]`.
+
+  `cx = (x1 + x2) / 2`, `w = x2 - x1 + 1` (mmdet v1 `bbox2delta` /
+  `delta2bbox`).
+  """
+  return ((b[..., 0] + b[..., 2]) * 0.5, (b[..., 1] + b[..., 3]) * 0.5,
+          b[..., 2] - b[..., 0] + 1.0, b[..., 3] - b[..., 1] + 1.0)
 
 
 def _as_stds(stds: Sequence[float], dtype) -> jax.Array:
@@ -136,14 +150,8 @@ def encode(
   gt = jnp.asarray(gt)
   _check_last_dim("encode: proposals", proposals)
   _check_last_dim("encode: gt", gt)
-  px = (proposals[..., 0] + proposals[..., 2]) * 0.5
-  py = (proposals[..., 1] + proposals[..., 3]) * 0.5
-  pw = proposals[..., 2] - proposals[..., 0] + 1.0
-  ph = proposals[..., 3] - proposals[..., 1] + 1.0
-  gx = (gt[..., 0] + gt[..., 2]) * 0.5
-  gy = (gt[..., 1] + gt[..., 3]) * 0.5
-  gw = gt[..., 2] - gt[..., 0] + 1.0
-  gh = gt[..., 3] - gt[..., 1] + 1.0
+  px, py, pw, ph = _centre_size(proposals)
+  gx, gy, gw, gh = _centre_size(gt)
   deltas = jnp.stack(
       [(gx - px) / pw, (gy - py) / ph,
        jnp.log(gw / pw), jnp.log(gh / ph)], axis=-1)
@@ -192,10 +200,7 @@ def decode(
   dy = d[..., 1]
   dw = jnp.clip(d[..., 2], -max_ratio, max_ratio)
   dh = jnp.clip(d[..., 3], -max_ratio, max_ratio)
-  px = (proposals[..., 0] + proposals[..., 2]) * 0.5
-  py = (proposals[..., 1] + proposals[..., 3]) * 0.5
-  pw = proposals[..., 2] - proposals[..., 0] + 1.0
-  ph = proposals[..., 3] - proposals[..., 1] + 1.0
+  px, py, pw, ph = _centre_size(proposals)
   gw = pw * jnp.exp(dw)
   gh = ph * jnp.exp(dh)
   gx = px + pw * dx
@@ -325,43 +330,9 @@ def all_level_anchors(
 
 
 # ---------------------------------------------------------------------------
-# Test-time rescale rule (python, host preprocessing).
+# Test-time rescale rule: lives in the numpy-only `gt_jax.geometry` (shared
+# with `gt_jax/data`, which may not import jax); re-exported here.
 # ---------------------------------------------------------------------------
 
-
-def rescale_factor(h: int, w: int,
-                   scale: Sequence[int] = (1333, 800)) -> float:
-  """mmcv `imrescale` factor: `min(long / max(h, w), short / min(h, w))`.
-
-  Args:
-    h: image height.
-    w: image width.
-    scale: `(long, short)` edge limits (official: (1333, 800)); order free.
-
-  Returns:
-    the python float (float64) factor `s`.
-  """
-  if h <= 0 or w <= 0:
-    raise ValueError(f"rescale_factor: image size must be positive, got "
-                     f"h={h!r}, w={w!r}")
-  if len(scale) != 2 or min(scale) <= 0:
-    raise ValueError(f"rescale_factor: scale must be 2 positive edges, got "
-                     f"{scale!r}")
-  long_edge, short_edge = max(scale), min(scale)
-  return min(long_edge / max(h, w), short_edge / min(h, w))
-
-
-def rescaled_size(h: int, w: int,
-                  scale: Sequence[int] = (1333, 800)) -> tuple[int, int]:
-  """Resized size `(int(h*s + 0.5), int(w*s + 0.5))` (round half up).
-
-  Args:
-    h: image height.
-    w: image width.
-    scale: `(long, short)` edge limits.
-
-  Returns:
-    `(h', w')` python ints.
-  """
-  s = rescale_factor(h, w, scale)
-  return int(h * s + 0.5), int(w * s + 0.5)
+rescale_factor = geometry.rescale_factor
+rescaled_size = geometry.rescaled_size

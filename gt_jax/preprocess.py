@@ -16,13 +16,12 @@ refused with a ValueError: a silent rescale would change the network input.
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Sequence
 
 import cv2
 import numpy as np
 
-from gt_jax import boxes as box_lib
+from gt_jax import geometry
 
 
 @dataclasses.dataclass(frozen=True)
@@ -75,7 +74,7 @@ def to_rgb_uint8(frame: np.ndarray, name: str = "frame") -> np.ndarray:
 
 def rescale_size(hw: tuple[int, int],
                  scale: Sequence[int]) -> tuple[float, tuple[int, int]]:
-  """Official keep-ratio rescale rule (mmcv `imrescale`).
+  """Official keep-ratio rescale rule (mmcv `imrescale`, `gt_jax.geometry`).
 
   Args:
     hw: (H, W) of the frame.
@@ -85,15 +84,13 @@ def rescale_size(hw: tuple[int, int],
     (s, (H', W')) with `s = min(long / max(H, W), short / min(H, W))` and
     `W' = int(W s + 0.5)` (round half up), e.g. 480x640 -> (5/3, (800, 1067)).
   """
-  # The rule itself lives with the other legacy size math in boxes.py.
-  s = box_lib.rescale_factor(int(hw[0]), int(hw[1]), scale)
-  return s, box_lib.rescaled_size(int(hw[0]), int(hw[1]), scale)
+  h, w = int(hw[0]), int(hw[1])
+  s = geometry.rescale_factor(h, w, scale)
+  return s, geometry.scaled_size(h, w, s)
 
 
-def padded_size(hw: tuple[int, int], multiple: int) -> tuple[int, int]:
-  """(H, W) rounded up to multiples of `multiple`."""
-  return (int(math.ceil(hw[0] / multiple)) * multiple,
-          int(math.ceil(hw[1] / multiple)) * multiple)
+# (H, W) rounded up to a multiple; kept here for the callers of this module.
+padded_size = geometry.padded_size
 
 
 def preprocess_frame(frame: np.ndarray,
@@ -186,14 +183,12 @@ def query_box(box_xywh: Sequence[float], scale: float,
   Returns:
     float32 (4,).
   """
-  x, y, w, h = np.asarray(box_xywh, np.float32)
-  b = np.array([x, y, x + w - 1, y + h - 1], np.float32) * np.float32(scale)
+  if np.shape(box_xywh) != (4,):
+    raise ValueError(f"query_box: box_xywh must be (x, y, w, h), got shape "
+                     f"{np.shape(box_xywh)}")
+  b = geometry.xywh_to_xyxy(box_xywh, np.float32) * np.float32(scale)
   hp, wp = pad_hw
-  b[0::2] = np.clip(b[0::2], 0, wp - 1)
-  b[1::2] = np.clip(b[1::2], 0, hp - 1)
-  b[2] = max(b[2], b[0])
-  b[3] = max(b[3], b[1])
-  return b
+  return geometry.clip_boxes(b, hp, wp, fix_order=True, dtype=np.float32)
 
 
 def box_to_original_xywh(box_xyxy: np.ndarray, scale: float) -> np.ndarray:
@@ -202,5 +197,4 @@ def box_to_original_xywh(box_xyxy: np.ndarray, scale: float) -> np.ndarray:
   Official: the four corners are divided by s, no other clipping (LS §2);
   then `w = x2 - x1 + 1`. float64 output.
   """
-  b = np.asarray(box_xyxy, np.float64) / scale
-  return np.concatenate([b[..., :2], b[..., 2:] - b[..., :2] + 1], axis=-1)
+  return geometry.xyxy_to_xywh(np.asarray(box_xyxy, np.float64) / scale)

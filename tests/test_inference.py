@@ -1,10 +1,10 @@
 """The jitted search step vs an independent numpy re-implementation.
 
-The reference runs the official forward in PyTorch layout (tests/test_model.py
-helpers: numpy convs, frozen BN, FPN, modulators, NCHW-flattened fc6) and the
-legacy ops of tests/numpy_reference.py (anchors, RPN proposals with greedy
-NMS, legacy RoIAlign, delta2bbox), then takes the official top-1
-(argmax of softmax class 1, LS §10.6).
+The reference runs the official forward in PyTorch layout
+(tests/model_reference.py: numpy convs, frozen BN, FPN, modulators,
+NCHW-flattened fc6) and the legacy ops of tests/numpy_reference.py (anchors,
+RPN proposals with greedy NMS, legacy RoIAlign, delta2bbox), then takes the
+official top-1 (argmax of softmax class 1, LS §10.6).
 """
 
 from __future__ import annotations
@@ -18,8 +18,9 @@ import numpy as np
 import pytest
 
 import numpy_reference as nr
-from test_model import (np_features, np_rcnn_outputs, np_rpn_head_outputs,
-                        np_rpn_vectors, randomize, variable_shapes)
+from model_reference import (np_features, np_rcnn_outputs,
+                             np_rpn_head_outputs, np_rpn_vectors,
+                             random_model, smooth_frame)
 
 from gt_jax import inference
 from gt_jax import preprocess as pp
@@ -27,21 +28,6 @@ from gt_jax.config import load_config
 from gt_jax.model.build import build_model, init_variables
 
 CONFIG = "configs/globaltrack_r50_fpn.py"
-
-
-def smooth_frame(seed: int, hw: tuple[int, int]) -> np.ndarray:
-  """A uint8 RGB frame of a few coloured blobs on a gradient."""
-  rng = np.random.default_rng(seed)
-  h, w = hw
-  yy, xx = np.mgrid[:h, :w].astype(np.float64)
-  img = np.stack([xx / w, yy / h, (xx + yy) / (h + w)], -1) * 120
-  for _ in range(6):
-    cy, cx = rng.uniform(0, h), rng.uniform(0, w)
-    r = rng.uniform(4, min(h, w) / 3)
-    blob = np.exp(-((yy - cy)**2 + (xx - cx)**2) / (2 * r * r))
-    img += blob[..., None] * rng.uniform(-120, 135, 3)
-  img += rng.normal(0, 6, img.shape)
-  return np.clip(img, 0, 255).astype(np.uint8)
 
 
 def _prep(cfg, frame):
@@ -53,8 +39,7 @@ def _prep(cfg, frame):
 @pytest.fixture(scope="module")
 def tiny():
   cfg = load_config(f"{CONFIG}:tiny")
-  model = build_model(cfg.model)
-  variables = randomize(variable_shapes(model), 11)
+  model, variables = random_model(cfg.model, 11)
   scfg = inference.search_config(cfg)
   query = jax.jit(functools.partial(inference.query_step, model))
   search = jax.jit(functools.partial(inference.search_step, model,

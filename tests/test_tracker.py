@@ -1,4 +1,4 @@
-"""Tests for gt_jax/preprocess.py and gt_jax/tracker.py (tiny random model)."""
+"""Tests for gt_jax/preprocess.py, geometry.py and tracker.py (tiny model)."""
 
 from __future__ import annotations
 
@@ -6,12 +6,11 @@ import cv2
 import numpy as np
 import pytest
 
-from test_inference import smooth_frame
-from test_model import randomize, variable_shapes
+from model_reference import random_model, smooth_frame
 
+from gt_jax import geometry
 from gt_jax import preprocess as pp
 from gt_jax.config import load_config
-from gt_jax.model.build import build_model
 from gt_jax.tracker import Tracker, TrackResult
 
 CONFIG = "configs/globaltrack_r50_fpn.py"
@@ -96,9 +95,37 @@ def test_query_box_scaling_and_bounding():
   np.testing.assert_allclose(b, [47, 10, 47, 14])
 
 
+def test_query_box_rejects_non_single_box():
+  with pytest.raises(ValueError, match="query_box: box_xywh"):
+    pp.query_box([[10, 20, 30, 40]], 1.0, (64, 64))
+
+
 def test_box_back_to_original_xywh():
   got = pp.box_to_original_xywh(np.array([20.0, 40.0, 78.0, 118.0]), 2.0)
   np.testing.assert_allclose(got, [10, 20, 30, 40])
+
+
+def test_geometry_numpy_box_rules_hand_computed():
+  # The shared numpy rules behind preprocess.py and data/ (LS §1, §11).
+  xywh = np.array([[10.0, 20.0, 30.0, 40.0], [0.5, 1.5, 1.0, 2.0]])
+  xyxy = geometry.xywh_to_xyxy(xywh)
+  np.testing.assert_array_equal(xyxy, [[10, 20, 39, 59], [0.5, 1.5, 0.5, 2.5]])
+  assert xyxy.dtype == np.float64
+  np.testing.assert_array_equal(geometry.xyxy_to_xywh(xyxy), xywh)
+  assert geometry.xywh_to_xyxy(xywh[0], np.float32).dtype == np.float32
+  boxes = np.array([[-3.0, 2.0, 50.0, 40.0], [70.0, 1.0, 60.0, 2.0]])
+  # Bound to a 30 (H) x 64 (W) image: x in [0, 63], y in [0, 29].
+  np.testing.assert_array_equal(geometry.clip_boxes(boxes, 30, 64),
+                                [[0, 2, 50, 29], [63, 1, 60, 2]])
+  np.testing.assert_array_equal(
+      geometry.clip_boxes(boxes, 30, 64, fix_order=True),
+      [[0, 2, 50, 29], [63, 1, 63, 2]])
+  assert boxes[0, 0] == -3.0  # the input is not modified
+  assert geometry.padded_size((100, 65), 32) == (128, 96)
+  assert geometry.padded_size((96, 64), 32) == (96, 64)
+  # 375x500 -> s = min(1333/500, 800/375) = 2.1333..: (800, 1066.67 -> 1067).
+  assert geometry.rescaled_size(375, 500) == (800, 1067)
+  assert geometry.scaled_size(3, 5, 0.5) == (2, 3)  # 1.5 + .5 -> 2 (half up)
 
 
 @pytest.mark.parametrize("box,match", [
@@ -122,8 +149,7 @@ def test_bad_init_boxes_raise(box, match):
 @pytest.fixture(scope="module")
 def tracker():
   cfg = load_config(f"{CONFIG}:tiny")
-  variables = randomize(variable_shapes(build_model(cfg.model)), 11)
-  return Tracker(cfg, variables)
+  return Tracker(cfg, random_model(cfg.model, 11)[1])
 
 
 def _check_result(tracker, r, frame_hw):
@@ -218,7 +244,7 @@ def test_partly_outside_init_box_is_bounded(tracker):
 
 def test_tracker_bad_inputs_raise():
   cfg = load_config(f"{CONFIG}:tiny")
-  t = Tracker(cfg, randomize(variable_shapes(build_model(cfg.model)), 0))
+  t = Tracker(cfg, random_model(cfg.model, 0)[1])
   frame = smooth_frame(0, (96, 128))
   with pytest.raises(RuntimeError, match="before Tracker.init"):
     t.track(frame)

@@ -20,8 +20,9 @@ dataset and an item of that orientation. A process that takes the strided
 shard `[p::P]` of the stream therefore still gets homogeneous local batches.
 
 Boxes leave this module as legacy `xyxy` (x2 = x + w - 1, inclusive) in
-original image pixels; `gt_jax/boxes.py` holds the same rule for jnp, which
-`data/` may not import.
+original image pixels, converted and bounded by the numpy-only
+`gt_jax.geometry` (`gt_jax/boxes.py` holds the jnp twins, which `data/` may
+not import).
 
 Records are duck-typed (see docs/internals.md): sequences have `name`,
 `frame_paths`, `boxes` (N, 4) xywh, `valid`, `meta`; images have `path`,
@@ -35,6 +36,8 @@ from typing import Any, Callable, Mapping, Sequence
 
 import numpy as np
 from PIL import Image
+
+from gt_jax import geometry
 
 # Official Seq2Pair frame filters (LS §13.4; neuron `Seq2Pair._filter`).
 _MIN_AREA = 20.0  # area > 20
@@ -71,18 +74,10 @@ class PairSpec:
   aug_seed: int
 
 
-def xywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
-  """(..., 4) x, y, w, h -> legacy x1, y1, x2 = x + w - 1, y2 = y + h - 1."""
-  b = np.asarray(boxes, np.float64)
-  return np.concatenate([b[..., :2], b[..., :2] + b[..., 2:] - 1.0], -1)
-
-
-def clip_to_image(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-  """Clips (K, 4) xyxy to [0, W-1] x [0, H-1] (official dataset bounding)."""
-  b = np.array(boxes, np.float64)
-  b[:, 0::2] = np.clip(b[:, 0::2], 0, width - 1)
-  b[:, 1::2] = np.clip(b[:, 1::2], 0, height - 1)
-  return b
+# Former local helpers, now shared with gt_jax/preprocess.py (kept for
+# importers): float64 xywh -> legacy xyxy, and bounding to [0, W-1] x [0, H-1].
+xywh_to_xyxy = geometry.xywh_to_xyxy
+clip_to_image = geometry.clip_boxes
 
 
 def load_rgb(path: str) -> np.ndarray:
@@ -136,8 +131,9 @@ class ImagePairSource:
       if not keep.any():
         continue
       self._refs.append(rec.path)
+      xyxy = geometry.xywh_to_xyxy(boxes[keep])
       self._boxes.append(
-          clip_to_image(xywh_to_xyxy(boxes[keep]), h, w).astype(np.float32))
+          geometry.clip_boxes(xyxy, h, w).astype(np.float32))
       landscape.append(w > h)
     self.landscape = np.asarray(landscape, bool)
 
@@ -286,7 +282,8 @@ class SequencePairSource:
     qi, si = np.searchsorted(frames, [qf, sf])
     h, w = self._hw[s]
     # Official: both boxes are bounded with the query frame's size.
-    boxes = clip_to_image(xywh_to_xyxy(self._boxes[s][[qi, si]]), h, w)
+    boxes = geometry.clip_boxes(
+        geometry.xywh_to_xyxy(self._boxes[s][[qi, si]]), h, w)
     boxes = boxes.astype(np.float32)
     return PairSpec(self._paths[s][qi], self._paths[s][si], boxes[:1],
                     boxes[1:], bool(self.landscape[index]),

@@ -19,11 +19,12 @@ All randomness comes from one `numpy.random.Generator` seeded by the pair's
 from __future__ import annotations
 
 import dataclasses
-import math
 from typing import Any, Sequence
 
 import cv2
 import numpy as np
+
+from gt_jax import geometry
 
 # Official: the interpolation is drawn uniformly from these five (LS §13.5).
 INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA,
@@ -103,23 +104,21 @@ def photometric_distort(img: np.ndarray, p: Photometric) -> np.ndarray:
 
 def rescale_factor(height: int, width: int, scale: Sequence[int],
                    canvas_hw: Sequence[int] | None = None) -> float:
-  """Official keep-ratio factor s = min(long / max(H, W), short / min(H, W)).
+  """Official keep-ratio factor (`geometry.rescale_factor`), canvas-capped.
 
   `scale` is (long, short), e.g. (1333, 800). With `canvas_hw`, s is also
   capped so that the resized image fits the canvas (only binds for an image
   whose orientation differs from its batch's, which the official pipeline,
   padding each image separately, never needs).
   """
-  long, short = max(scale), min(scale)
-  s = min(long / max(height, width), short / min(height, width))
+  s = geometry.rescale_factor(height, width, scale)
   if canvas_hw is not None:
     s = min(s, canvas_hw[0] / height, canvas_hw[1] / width)
   return s
 
 
-def rescaled_size(height: int, width: int, s: float) -> tuple[int, int]:
-  """(H', W') = (int(H s + 0.5), int(W s + 0.5)), official rounding."""
-  return int(height * s + 0.5), int(width * s + 0.5)
+# (H', W') = (int(H s + 0.5), int(W s + 0.5)), the official rounding.
+rescaled_size = geometry.scaled_size
 
 
 def flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
@@ -141,14 +140,10 @@ def inside_image(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
 
 
 def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
-  """Official bounding to the padded size: x to [0, W-1], y to [0, H-1], then
-  x2 >= x1 and y2 >= y1."""
-  b = np.array(boxes, np.float32)
-  b[:, 0::2] = np.clip(b[:, 0::2], 0, width - 1)
-  b[:, 1::2] = np.clip(b[:, 1::2], 0, height - 1)
-  b[:, 2] = np.maximum(b[:, 2], b[:, 0])
-  b[:, 3] = np.maximum(b[:, 3], b[:, 1])
-  return b
+  """Official bounding of (K, 4) to the padded size: x to [0, W-1], y to
+  [0, H-1], then x2 >= x1 and y2 >= y1; float32."""
+  return geometry.clip_boxes(boxes, height, width, fix_order=True,
+                             dtype=np.float32)
 
 
 class PairTransform:
@@ -243,9 +238,8 @@ class PairTransform:
               canvas: tuple[int, int]) -> tuple[int, int]:
     """The official padded size (next multiple of size_divisor), which boxes
     are clipped to; never beyond the canvas."""
-    d = self.size_divisor
-    return (min(math.ceil(hw[0] / d) * d, canvas[0]),
-            min(math.ceil(hw[1] / d) * d, canvas[1]))
+    ph, pw = geometry.padded_size(hw, self.size_divisor)
+    return min(ph, canvas[0]), min(pw, canvas[1])
 
   def _image(
       self, img: np.ndarray, boxes: np.ndarray, aug: ImageAugment,
