@@ -6,17 +6,25 @@
 `report` scores every tracker folder under --results with the benchmark's
 official protocol (or a --protocol variant: matlab, got10k, pytracking,
 neuron) and writes OUT/report.json, OUT/report.md and the curve plots
-(shared/reference/metrics.md §11). `run` (track a benchmark with a
-checkpoint) and `recall` (proposal recall) are not available yet.
+(shared/reference/metrics.md §11). `run` tracks a benchmark with a
+checkpoint (resumable), then reports (OUT defaults to RESULTS/report);
+`recall` measures proposal recall (paper Tables 1-2):
+
+  python evaluate.py run --benchmark lasot --root data/LaSOT \
+      --checkpoint ckpt/globaltrack --results results/lasot [--batch-size 4]
+  python evaluate.py recall --benchmark lasot --root data/LaSOT \
+      --checkpoint ckpt/globaltrack --out reports/recall
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 
 from gt_jax.evaluation import protocols
+from gt_jax.evaluation import run_cli
 
 
 def _add_report(sub) -> None:
@@ -55,10 +63,22 @@ def _report(args) -> int:
   return 1 if len(failed) == len(rep["trackers"]) else 0
 
 
-def _not_available(args) -> int:
-  print(f"evaluate.py {args.command}: not available yet (only `report` is "
-        "implemented)", file=sys.stderr)
-  return 2
+def _run_then_report(args, unknown) -> int:
+  """`run`: track the benchmark, then score the results folder."""
+  rc = run_cli.handle_run(args, unknown)
+  if rc != 0 or args.no_report or (args.process_index or 0) != 0:
+    return rc
+  args.out = args.out or os.path.join(args.results, "report")
+  args.protocol, args.box_format, args.trackers = None, "xywh", None
+  args.no_plots = False
+  try:
+    return _report(args)
+  except (ValueError, OSError) as e:
+    # GOT-10k test / TrackingNet TEST have no public ground truth: the result
+    # files are still written, only the local report is impossible.
+    print(f"evaluate.py run: results written; no local report: {e}",
+          file=sys.stderr)
+    return 0
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -67,11 +87,13 @@ def main(argv: list[str] | None = None) -> int:
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
   sub = parser.add_subparsers(dest="command", required=True)
   _add_report(sub)
-  # TODO(eval-run): `run` and `recall` are owned by another change; these
-  # stubs only say so.
-  for name, text in (("run", "track a benchmark with a checkpoint"),
-                     ("recall", "proposal recall analysis")):
-    sub.add_parser(name, help=f"{text} (not available yet)")
+  run_parser = run_cli.add_run_parser(sub)
+  run_parser.add_argument("--out", default=None,
+                          help="report folder (default RESULTS/report)")
+  run_parser.add_argument("--no-report", action="store_true",
+                          help="only track; skip the report")
+  run_parser.set_defaults(handler=_run_then_report)
+  run_cli.add_recall_parser(sub)
   args, unknown = parser.parse_known_args(argv)
   if args.command == "report":
     if unknown:
@@ -81,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, OSError) as e:
       print(f"evaluate.py report: error: {e}", file=sys.stderr)
       return 1
-  return _not_available(args)
+  return args.handler(args, unknown)
 
 
 if __name__ == "__main__":

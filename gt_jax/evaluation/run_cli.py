@@ -1,0 +1,190 @@
+"""`evaluate.py run` and `evaluate.py recall`: parsers and handlers.
+
+  python evaluate.py run --benchmark lasot --root data/LaSOT \
+      --checkpoint ckpt/globaltrack --results results/lasot [--batch-size 4]
+  python evaluate.py recall --benchmark otb --root data/OTB2015 \
+      --checkpoint ckpt/globaltrack --out reports/recall --frame-stride 10
+
+`run` writes `RESULTS/<tracker-name>/...` in the benchmark's layout (see
+`gt_jax.evaluation.runner`); re-running the same command resumes (finished
+sequences are skipped). Several hosts: pass `--distributed` (calls
+`jax.distributed.initialize()`) or `--process-index/--process-count`; each
+process tracks its own share. Then `evaluate.py report --results RESULTS`.
+
+Imports of jax and the model are deferred to the handlers, so that
+`evaluate.py --help` and `report` stay fast.
+
+Wiring (evaluate.py):
+  add_run_parser(sub); add_recall_parser(sub)
+  ...; return args.handler(args, unknown)   # unknown: --config.k=v overrides
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from typing import Any, Sequence
+
+DEFAULT_CONFIG = "configs/globaltrack_r50_fpn.py"
+
+
+def add_model_args(p: argparse.ArgumentParser) -> None:
+  """--config / --checkpoint / --random-init (shared with track.py)."""
+  p.add_argument("--config", default=DEFAULT_CONFIG,
+                 help="config file[:variant]; override fields with "
+                 "--config.key=value")
+  g = p.add_mutually_exclusive_group(required=True)
+  g.add_argument("--checkpoint",
+                 help="orbax checkpoint dir (python -m gt_jax.convert)")
+  g.add_argument("--random-init", type=int, metavar="SEED",
+                 help="random weights (smoke tests only)")
+
+
+def _add_data_args(p: argparse.ArgumentParser) -> None:
+  from gt_jax.evaluation import benchmarks
+  p.add_argument("--benchmark", required=True,
+                 choices=sorted(benchmarks.BENCHMARKS))
+  p.add_argument("--root", required=True,
+                 help="the benchmark folder in its own layout")
+  p.add_argument("--subset", default=None,
+                 help="'available', a split name, or comma-separated "
+                 "sequence names")
+  p.add_argument("--workers", type=int, default=4,
+                 help="frame-decoding threads")
+  p.add_argument("--no-progress", action="store_true")
+
+
+def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
+  """Adds `run` (track a benchmark, write result files)."""
+  p = subparsers.add_parser("run", help="track a benchmark with a checkpoint "
+                            "and write result files (resumable)")
+  _add_data_args(p)
+  add_model_args(p)
+  p.add_argument("--results", required=True, help="results folder; files go "
+                 "to RESULTS/<tracker-name>/")
+  p.add_argument("--tracker-name", default="GlobalTrack")
+  p.add_argument("--batch-size", type=int, default=1,
+                 help="sequences per device step")
+  p.add_argument("--layout", default=None,
+                 help="otb | got10k | trackingnet | oxuva (default: the "
+                 "benchmark's own)")
+  p.add_argument("--frame-stride", type=int, default=1,
+                 help="track every k-th frame (oxuva only)")
+  p.add_argument("--prefetch", type=int, default=4,
+                 help="frames decoded ahead per sequence slot")
+  p.add_argument("--distributed", action="store_true",
+                 help="call jax.distributed.initialize() first")
+  p.add_argument("--process-index", type=int, default=None)
+  p.add_argument("--process-count", type=int, default=None)
+  p.set_defaults(handler=handle_run)
+  return p
+
+
+def add_recall_parser(subparsers: Any) -> argparse.ArgumentParser:
+  """Adds `recall` (AR@k of QG-RPN proposals and QG-RCNN detections)."""
+  p = subparsers.add_parser("recall", help="AR@k of the QG-RPN proposals "
+                            "and QG-RCNN detections (paper Tables 1-2)")
+  _add_data_args(p)
+  add_model_args(p)
+  p.add_argument("--out", required=True,
+                 help="writes recall.json, recall.md, recall.png")
+  p.add_argument("--ks", default="1,5,10,100,500,1000",
+                 help="comma-separated candidate counts")
+  p.add_argument("--frame-stride", type=int, default=1)
+  p.add_argument("--max-frames", type=int, default=None,
+                 help="scored frames per sequence at most")
+  p.add_argument("--max-sequences", type=int, default=None)
+  p.set_defaults(handler=handle_recall)
+  return p
+
+
+def load_engine(config: str, overrides: Sequence[str] = (),
+                checkpoint: str | None = None,
+                random_init: int | None = None):
+  """Config + weights -> (cfg, `runner.SearchEngine`)."""
+  import jax
+  from gt_jax import checkpoint as ckpt_lib
+  from gt_jax.config import load_config
+  from gt_jax.evaluation import runner
+  from gt_jax.model.build import build_model, init_variables
+  cfg = load_config(config, overrides)
+  model = build_model(cfg.model, cfg.get("compute_dtype", "float32"))
+  if checkpoint:
+    variables = ckpt_lib.restore_variables(checkpoint)
+  else:
+    variables = init_variables(model, jax.random.PRNGKey(int(random_init)))
+  return cfg, runner.SearchEngine(cfg, variables, model)
+
+
+def _overrides(extra: Sequence[str], command: str) -> list[str]:
+  bad = [a for a in extra if not a.startswith("--config.")]
+  if bad:
+    raise ValueError(f"evaluate.py {command}: unrecognized arguments: "
+                     f"{' '.join(bad)}")
+  return list(extra)
+
+
+def _records(args):
+  from gt_jax.evaluation import benchmarks
+  subset = args.subset
+  if subset and subset != benchmarks.AVAILABLE and "," in subset:
+    subset = [s for s in subset.split(",") if s]
+  return benchmarks.load_benchmark(args.benchmark, args.root, subset)
+
+
+def handle_run(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
+  """Tracks the benchmark; returns the exit code."""
+  from gt_jax.evaluation import runner
+  try:
+    overrides = _overrides(extra, "run")
+    if args.distributed:
+      import jax
+      jax.distributed.initialize()
+    records = _records(args)
+    _, engine = load_engine(args.config, overrides, args.checkpoint,
+                            args.random_init)
+    out = os.path.join(args.results, args.tracker_name)
+    s = runner.run_benchmark(
+        engine, records, out, batch_size=args.batch_size,
+        layout=args.layout or runner.default_layout(args.benchmark),
+        frame_stride=args.frame_stride, num_workers=args.workers,
+        prefetch=args.prefetch, process_index=args.process_index,
+        process_count=args.process_count, progress=not args.no_progress)
+  except (ValueError, OSError, KeyError) as e:
+    print(f"evaluate.py run: error: {e}", file=sys.stderr)
+    return 1
+  print(f"{out}: tracked {s.sequences} sequences ({s.frames} frames, "
+        f"{s.fps:.2f} frames/s), {s.skipped} already done")
+  return 0
+
+
+def handle_recall(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
+  """Runs the recall analysis; returns the exit code."""
+  from gt_jax.evaluation import recall
+  try:
+    overrides = _overrides(extra, "recall")
+    ks = [int(k) for k in args.ks.split(",") if k.strip()]
+    if not ks or min(ks) < 1:
+      raise ValueError(f"--ks {args.ks!r}: need positive integers")
+    records = _records(args)[:args.max_sequences]
+    _, engine = load_engine(args.config, overrides, args.checkpoint,
+                            args.random_init)
+    res = recall.run_recall(engine, records, ks, args.frame_stride,
+                            args.max_frames, args.workers,
+                            progress=not args.no_progress)
+  except (ValueError, OSError, KeyError) as e:
+    print(f"evaluate.py recall: error: {e}", file=sys.stderr)
+    return 1
+  os.makedirs(args.out, exist_ok=True)
+  table = recall.format_table(res)
+  with open(os.path.join(args.out, "recall.md"), "w", encoding="utf-8") as f:
+    f.write(table + "\n")
+  with open(os.path.join(args.out, "recall.json"), "w",
+            encoding="utf-8") as f:
+    json.dump(recall.to_json(res), f, indent=1)
+  recall.plot_recall(res, os.path.join(args.out, "recall.png"))
+  print(table)
+  print("wrote", os.path.join(args.out, "recall.{json,md,png}"))
+  return 0
