@@ -1,0 +1,263 @@
+"""TrainState, the optimizer (optax) and the pure `train_step`.
+
+The optimizer reproduces the official mmcv/PyTorch recipe (LS §13.3):
+  grads -> clip by global norm 35 (trainable params only)
+        -> + weight_decay * param (torch SGD adds the decay to the gradient
+           before the momentum buffer)
+        -> momentum 0.9 (torch: buf = 0.9 buf + g; first step buf = g)
+        -> * -lr(step)   (linear warm-up from 1/3 over 500 its, x0.1 at
+           epochs 8 and 11; base lr scaled by global_batch / 8).
+Frozen parameters (stem + layer1, `frozen_stages = 1`) get no update through
+an `optax.multi_transform` mask and are additionally passed through unchanged
+(so they stay bit-identical, even a -0.0). BatchNorm statistics
+(`batch_stats`) are never differentiated nor updated: the model always uses
+the running averages (official `norm_eval = True`).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import flax
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+from gt_jax import losses
+
+PyTree = Any
+
+
+@flax.struct.dataclass
+class TrainState:
+  """Everything a train step updates (plus frozen BN statistics).
+
+  Attributes:
+    step: int32 scalar, number of steps taken (skipped ones included).
+    params: the `params` collection.
+    batch_stats: the frozen BN statistics, passed through untouched.
+    opt_state: optax state.
+  """
+  step: jax.Array
+  params: PyTree
+  batch_stats: PyTree
+  opt_state: PyTree
+
+
+# ---------------------------------------------------------------------------
+# Learning rate, masks, optimizer.
+
+
+def scaled_lr(base_lr: float, global_batch: int, base_batch: int) -> float:
+  """Official linear scaling: `lr = base_lr * global_batch / base_batch`."""
+  if global_batch < 1 or base_batch < 1:
+    raise ValueError(f"batch sizes must be >= 1, got global_batch="
+                     f"{global_batch} base_batch={base_batch}")
+  return base_lr * global_batch / base_batch
+
+
+def lr_schedule(peak_lr: float, warmup_steps: int, warmup_ratio: float,
+                decay_steps: tuple[int, ...],
+                decay_factor: float) -> optax.Schedule:
+  """mmcv step policy with linear warm-up.
+
+  `lr(i) = peak * decay_factor ** #{b in decay_steps: i >= b}` times, for
+  `i < warmup_steps`, `1 - (1 - i / warmup_steps) * (1 - warmup_ratio)`
+  (mmcv applies the warm-up factor to the already decayed lr).
+
+  Args:
+    peak_lr: the scaled base lr.
+    warmup_steps: official 500 (0 disables).
+    warmup_ratio: official 1/3.
+    decay_steps: step indices at which lr is multiplied by `decay_factor`.
+    decay_factor: official 0.1.
+  """
+  bounds = tuple(int(b) for b in decay_steps)
+
+  def schedule(count):
+    count = jnp.asarray(count, jnp.float32)
+    lr = jnp.asarray(peak_lr, jnp.float32)
+    for b in bounds:
+      lr = jnp.where(count >= b, lr * decay_factor, lr)
+    if warmup_steps > 0:
+      k = 1.0 - (1.0 - count / warmup_steps) * (1.0 - warmup_ratio)
+      lr = jnp.where(count < warmup_steps, lr * k, lr)
+    return lr
+
+  return schedule
+
+
+def schedule_from_config(cfg: ml_collections.ConfigDict) -> optax.Schedule:
+  """The lr schedule of a full config (`optim`, `data`, `global_batch_size`)."""
+  o = cfg.optim
+  steps_per_epoch = max(cfg.data.epoch_size // cfg.global_batch_size, 1)
+  return lr_schedule(
+      scaled_lr(o.base_lr, cfg.global_batch_size, o.base_batch_size),
+      o.warmup_steps, o.warmup_ratio,
+      tuple(e * steps_per_epoch for e in o.decay_epochs), o.decay_factor)
+
+
+def _path_names(path) -> list[str]:
+  return [str(getattr(k, "key", getattr(k, "name", k))) for k in path]
+
+
+def is_frozen(names: list[str], frozen_stages: int) -> bool:
+  """Whether a `params` path belongs to stem + layer1..layer{frozen_stages}.
+
+  Official `frozen_stages = 1`: `backbone/conv1`, `backbone/bn1` and every
+  `backbone/layer1_*` block (LS §3). `frozen_stages = 0` freezes the stem
+  only; -1 freezes nothing.
+  """
+  if frozen_stages < 0 or len(names) < 2 or names[0] != "backbone":
+    return False
+  if names[1] in ("conv1", "bn1"):
+    return True
+  for stage in range(1, frozen_stages + 1):
+    if names[1].startswith(f"layer{stage}_"):
+      return True
+  return False
+
+
+def trainable_mask(params: PyTree, frozen_stages: int) -> PyTree:
+  """Pytree of bools like `params`: True = trained."""
+  return jax.tree_util.tree_map_with_path(
+      lambda p, _: not is_frozen(_path_names(p), frozen_stages), params)
+
+
+def make_optimizer(schedule: optax.Schedule, mask: PyTree, momentum: float,
+                   weight_decay: float,
+                   clip_norm: float) -> optax.GradientTransformation:
+  """SGD as torch.optim.SGD + mmcv grad clipping, frozen leaves masked.
+
+  Args:
+    schedule: lr as a function of the optimizer step.
+    mask: `trainable_mask(params, ...)`.
+    momentum, weight_decay, clip_norm: official 0.9, 1e-4, 35.
+  """
+  trainable = optax.chain(
+      optax.clip_by_global_norm(clip_norm),
+      optax.add_decayed_weights(weight_decay),
+      optax.trace(decay=momentum, nesterov=False),
+      optax.scale_by_learning_rate(schedule),
+  )
+  labels = jax.tree.map(lambda m: "train" if m else "frozen", mask)
+  return optax.multi_transform(
+      {"train": trainable, "frozen": optax.set_to_zero()}, labels)
+
+
+def optimizer_from_config(cfg: ml_collections.ConfigDict,
+                          params: PyTree) -> optax.GradientTransformation:
+  o = cfg.optim
+  return make_optimizer(schedule_from_config(cfg),
+                        trainable_mask(params, o.frozen_stages), o.momentum,
+                        o.weight_decay, o.grad_clip_norm)
+
+
+def loss_config_from(cfg: ml_collections.ConfigDict) -> losses.LossConfig:
+  """Turns `cfg.train` + anchor fields of `cfg.model` into a LossConfig."""
+  t, m = cfg.train, cfg.model
+  names = {f.name for f in losses.LossConfig.__dataclass_fields__.values()}
+  kw = {k: (tuple(v) if isinstance(v, (list, tuple)) else v)
+        for k, v in t.items() if k in names}
+  kw.update(anchor_strides=tuple(m.anchor_strides),
+            anchor_scales=tuple(m.anchor_scales),
+            anchor_ratios=tuple(m.anchor_ratios),
+            rpn_target_stds=tuple(m.rpn_target_stds),
+            rcnn_target_stds=tuple(m.rcnn_target_stds))
+  return losses.LossConfig(**kw)
+
+
+def init_state(variables: dict[str, PyTree],
+               optimizer: optax.GradientTransformation) -> TrainState:
+  """TrainState at step 0 from model variables (`params`, `batch_stats`)."""
+  params = variables["params"]
+  return TrainState(step=jnp.zeros((), jnp.int32), params=params,
+                    batch_stats=variables.get("batch_stats", {}),
+                    opt_state=optimizer.init(params))
+
+
+# ---------------------------------------------------------------------------
+# The step.
+
+
+def _norm(tree: PyTree) -> jax.Array:
+  leaves = jax.tree.leaves(tree)
+  if not leaves:
+    return jnp.zeros((), jnp.float32)
+  return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(jnp.float32)))
+                      for x in leaves))
+
+
+def _select(mask: PyTree, tree: PyTree) -> list[jax.Array]:
+  return [x for m, x in zip(jax.tree.leaves(mask), jax.tree.leaves(tree))
+          if m]
+
+
+def make_train_step(
+    model: Any, loss_cfg: losses.LossConfig,
+    optimizer: optax.GradientTransformation, mask: PyTree,
+    schedule: optax.Schedule
+) -> Callable[[TrainState, dict[str, jax.Array], jax.Array],
+              tuple[TrainState, dict[str, jax.Array]]]:
+  """Returns the pure `train_step(state, batch, rng) -> (state, metrics)`.
+
+  Args:
+    model: the `QGRCNN` (its `dtype` is the compute dtype; params stay f32).
+    loss_cfg: static loss settings.
+    optimizer: from `make_optimizer` with the same `mask`.
+    mask: trainable mask (static Python bools).
+    schedule: the optimizer's lr schedule (for logging).
+
+  The step folds `state.step` into `rng`. A non-finite loss or gradient norm
+  leaves params and optimizer state unchanged (`skipped = 1` in the
+  metrics); the step counter still advances so the next batch is new.
+  """
+  mask_leaves = [bool(m) for m in jax.tree.leaves(mask)]
+
+  def train_step(state: TrainState, batch: dict[str, jax.Array],
+                 rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
+    key = jax.random.fold_in(rng, state.step)
+
+    def loss_fn(params):
+      variables = {"params": params, "batch_stats": state.batch_stats}
+      return losses.batch_loss(model, variables, batch, key, loss_cfg)
+
+    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+        state.params)
+    updates, new_opt = optimizer.update(grads, state.opt_state, state.params)
+    treedef = jax.tree.structure(state.params)
+    new_params = jax.tree.unflatten(treedef, [
+        p + u.astype(p.dtype) if m else p
+        for p, u, m in zip(jax.tree.leaves(state.params),
+                           jax.tree.leaves(updates), mask_leaves)
+    ])
+    grad_norm = _norm(_select(mask, grads))
+    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    keep = lambda new, old: jax.tree.map(
+        lambda a, b: jnp.where(ok, a, b), new, old)
+    new_state = state.replace(step=state.step + 1,
+                              params=keep(new_params, state.params),
+                              opt_state=keep(new_opt, state.opt_state))
+    # The lr that was applied: the trainable chain's count before update.
+    count = optax.tree_utils.tree_get(state.opt_state, "count")
+    metrics = dict(metrics)
+    metrics.update(
+        grad_norm=grad_norm,
+        param_norm=_norm(_select(mask, new_state.params)),
+        update_norm=_norm(_select(mask, updates)),
+        lr=schedule(count) if count is not None else jnp.zeros(()),
+        skipped=(~ok).astype(jnp.float32))
+    return new_state, metrics
+
+  return train_step
+
+
+def host_float_metrics(metrics: dict[str, Any]) -> dict[str, float]:
+  """Device metrics -> Python floats (one transfer)."""
+  return {k: float(v) for k, v in jax.device_get(metrics).items()}
+
+
+def count_params(tree: PyTree) -> int:
+  return int(sum(np.prod(x.shape) for x in jax.tree.leaves(tree)))
