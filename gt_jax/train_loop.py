@@ -261,6 +261,23 @@ def _initial_state(
   return state, rng
 
 
+def _export_model(workdir: str, state: train_lib.TrainState,
+                  cfg: ml_collections.ConfigDict, step: int) -> None:
+  """Writes the final weights to WORKDIR/model (an orbax variables dir).
+
+  That directory is what `Tracker`, `evaluate.py --checkpoint` and the next
+  stage's `--config.init_checkpoint` read (e.g. paper stage 1 -> stage 2).
+  """
+  from gt_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  variables = jax.device_get({"params": state.params,
+                              "batch_stats": state.batch_stats})
+  if jax.process_index() == 0:
+    path = checkpoint.save_variables(
+        os.path.join(workdir, "model"), variables,
+        dict(step=step, variant=cfg.get("variant", "")), overwrite=True)
+    _log(f"final weights written to {path}")
+
+
 def _device_batch(batch: dict[str, np.ndarray],
                   mesh: jax.sharding.Mesh) -> dict[str, jax.Array]:
   missing = [k for k in BATCH_FIELDS if k not in batch]
@@ -403,5 +420,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
         f"{mngr.directory}. Lower optim.base_lr or check the data.")
   if preempted:
     _log(f"signal {flag['signal']}: checkpoint saved at step {step}; exiting")
+  else:
+    _export_model(workdir, state, cfg, step)
   return TrainResult(state=state, step=step, preempted=preempted,
                      last_metrics=last)

@@ -20,6 +20,7 @@ import numpy as np
 import optax
 import pytest
 
+from gt_jax import checkpoint
 from gt_jax import losses
 from gt_jax import sharding
 from gt_jax import train_lib
@@ -277,6 +278,8 @@ def test_resume_after_sigterm_is_exact(tiny_step, tmp_path):
                            on_step=sigterm_at_3, progress=False)
   assert res_b.preempted and res_b.step == 3
   assert os.path.isdir(os.path.join(split, "checkpoints", "3"))
+  # Only a finished run exports its weights to WORKDIR/model.
+  assert not os.path.exists(os.path.join(split, "model"))
   # A changed pipeline is refused, not silently mixed.
   with pytest.raises(ValueError, match="refusing to resume"):
     train_loop.train(cfg, split, make_data=data("fake-2"), progress=False)
@@ -287,6 +290,13 @@ def test_resume_after_sigterm_is_exact(tiny_step, tmp_path):
     assert a.tobytes() == c.tobytes()
   assert _losses(straight) == _losses(split)
   assert [r[0] for r in _losses(split)] == [1, 2, 3, 4, 5, 6]
+  # The exported weights (what Tracker / init_checkpoint read) are the
+  # final state's, bit for bit.
+  exported = checkpoint.restore_variables(os.path.join(split, "model"))
+  final = {"params": res_c.state.params,
+           "batch_stats": res_c.state.batch_stats}
+  for a, c in zip(jax.tree.leaves(exported), jax.tree.leaves(final)):
+    assert np.asarray(a).tobytes() == np.asarray(c).tobytes()
 
 
 def test_nonfinite_abort_saves_checkpoint(tiny_step, tmp_path):
