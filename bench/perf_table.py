@@ -1,0 +1,251 @@
+"""One performance table: tracking, training, FLOP/s against a matmul peak.
+
+  python bench/perf_table.py                       # CPU: official + demo
+  python bench/perf_table.py --dtype bfloat16      # accelerators
+  python bench/perf_table.py --sizes demo --train_sizes demo --json out.json
+
+Rows (random-init weights: the cost does not depend on their values):
+  track  size, B   search step of B sequences in lock-step, one target each
+                   (`inference.batched_search_step`, what the batched
+                   evaluation runs per frame): compile s, latency per step,
+                   throughput in frames/s;
+  train  size, M   one train step (`train_lib.make_train_step`, jitted as
+                   train_loop does) of `--pairs` pairs with M instances each:
+                   compile s, step time, pairs/s;
+  matmul           an N x N x N matmul in the same dtype: the peak the other
+                   rows' achieved FLOP/s are compared with.
+Sizes: `official` = the paper config (ResNet-50-FPN, 800x1333 frames padded
+to an 800x1344 canvas; training canvas 800x1344), `demo` = the demo config
+(ResNet-18-FPN narrow, 128x160). FLOPs are XLA's cost analysis of the
+compiled step; "peak MB" is the device's peak_bytes_in_use where the backend
+reports it (GPU/TPU), else XLA's argument + output + temp size of the
+compiled step (CPU). Process peak RSS is printed under the table.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import resource
+import statistics
+import sys
+import time
+from typing import Any, Callable
+
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+import jax  # pylint: disable=g-import-not-at-top
+import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
+import numpy as np  # pylint: disable=g-import-not-at-top
+
+from gt_jax import inference  # pylint: disable=g-import-not-at-top
+from gt_jax import train_lib  # pylint: disable=g-import-not-at-top
+from gt_jax.config import load_config  # pylint: disable=g-import-not-at-top
+from gt_jax.model.build import build_model, init_variables  # pylint: disable=g-import-not-at-top
+
+CONFIG = os.path.join(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))), "configs", "globaltrack_r50_fpn.py")
+# (variant, tracking canvas, resized image size inside it).
+SIZES = {"official": ("", (800, 1344), (800, 1333)),
+         "demo": ("demo", (128, 160), (128, 160))}
+
+
+def _cost(compiled: Any) -> tuple[float, float | None]:
+  """(flops, XLA memory estimate in bytes) of a compiled function."""
+  ca = compiled.cost_analysis()
+  if isinstance(ca, (list, tuple)):
+    ca = ca[0] if ca else {}
+  flops = float((ca or {}).get("flops", float("nan")))
+  mem = None
+  try:
+    ma = compiled.memory_analysis()
+    mem = float(ma.argument_size_in_bytes + ma.output_size_in_bytes +
+                ma.temp_size_in_bytes)
+  except Exception:  # pylint: disable=broad-except
+    pass  # not every backend implements it
+  return flops, mem
+
+
+def _device_peak() -> float | None:
+  stats = jax.devices()[0].memory_stats() or {}
+  return stats.get("peak_bytes_in_use")
+
+
+def _time(fn: Callable[[], Any], runs: int) -> float:
+  """Median seconds of `fn` (blocked), after one warm-up call."""
+  jax.block_until_ready(fn())
+  times = []
+  for _ in range(runs):
+    t0 = time.perf_counter()
+    jax.block_until_ready(fn())
+    times.append(time.perf_counter() - t0)
+  return statistics.median(times)
+
+
+def _compile(jitted: Any, *args) -> tuple[Any, float]:
+  t0 = time.perf_counter()
+  compiled = jitted.lower(*args).compile()
+  return compiled, time.perf_counter() - t0
+
+
+def _row(kind, size, batch, compile_s, step_s, items, flops, mem, dtype):
+  peak = _device_peak()
+  return dict(kind=kind, size=size, batch=batch, dtype=dtype,
+              compile_s=compile_s, step_ms=step_s * 1e3,
+              per_s=items / step_s, gflop=flops / 1e9,
+              gflops_per_s=flops / step_s / 1e9,
+              peak_mb=(peak if peak is not None else mem or float("nan"))
+              / 2**20, peak_source="device" if peak is not None else "xla")
+
+
+def matmul_peak(dtype: Any, n: int, runs: int) -> dict[str, float]:
+  """Achieved FLOP/s of an n^3 matmul: the reference peak of this run."""
+  a = jax.random.normal(jax.random.PRNGKey(0), (n, n), dtype)
+  b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
+  f = jax.jit(lambda x, y: x @ y)
+  compiled, c = _compile(f, a, b)
+  s = _time(lambda: compiled(a, b), runs)
+  return dict(kind="matmul", size=f"{n}^3", batch=1, dtype=str(
+      jnp.dtype(dtype)), compile_s=c, step_ms=s * 1e3, per_s=1 / s,
+              gflop=2 * n**3 / 1e9, gflops_per_s=2 * n**3 / s / 1e9,
+              peak_mb=float("nan"), peak_source="-")
+
+
+def _cfg(size: str, dtype: str):
+  variant = SIZES[size][0]
+  cfg = load_config(f"{CONFIG}:{variant}" if variant else CONFIG)
+  cfg.compute_dtype = dtype
+  return cfg
+
+
+def bench_track(size: str, batch: int, dtype: str, runs: int) -> dict:
+  cfg = _cfg(size, dtype)
+  _, canvas, img_hw = SIZES[size]
+  model = build_model(cfg.model, dtype)
+  variables = init_variables(model, jax.random.PRNGKey(0))
+  scfg = inference.search_config(cfg)
+  rng = np.random.RandomState(0)
+  images = jnp.asarray(rng.randn(batch, *canvas, 3), jnp.float32)
+  hw = jnp.asarray([img_hw] * batch, jnp.int32)
+  h, w = img_hw
+  boxes = jnp.asarray([[[w * 0.4, h * 0.4, w * 0.6, h * 0.6]]] * batch,
+                      jnp.float32)
+  query = jax.jit(lambda v, im, b: inference.batched_query_step(
+      model, v, im, b))
+  kernels = jax.block_until_ready(query(variables, images, boxes))
+  search = jax.jit(lambda v, im, s, k: inference.batched_search_step(
+      model, v, im, s, k, scfg))
+  compiled, c = _compile(search, variables, images, hw, kernels)
+  s = _time(lambda: compiled(variables, images, hw, kernels), runs)
+  flops, mem = _cost(compiled)
+  return _row("track", size, f"B={batch}", c, s, batch, flops, mem, dtype)
+
+
+def bench_train(size: str, m: int, pairs: int, dtype: str,
+                runs: int) -> dict:
+  cfg = _cfg(size, dtype)
+  cfg.data.max_instances = m
+  canvas = tuple(cfg.data.canvas_landscape)
+  model = build_model(cfg.model, dtype)
+  variables = init_variables(model, jax.random.PRNGKey(0))
+  optimizer = train_lib.optimizer_from_config(cfg, variables["params"])
+  mask = train_lib.trainable_mask(variables["params"],
+                                  cfg.optim.frozen_stages)
+  step = jax.jit(train_lib.make_train_step(
+      model, train_lib.loss_config_from(cfg), optimizer, mask,
+      train_lib.schedule_from_config(cfg)), donate_argnums=(0,))
+  rng = np.random.RandomState(0)
+  h, w = canvas
+  xy = rng.uniform(0, 0.5, (pairs, m, 2)) * [w, h]
+  wh = rng.uniform(0.1, 0.4, (pairs, m, 2)) * [w, h]
+  qb = np.concatenate([xy, xy + wh], -1).astype(np.float32)
+  batch = dict(
+      query_image=jnp.asarray(rng.randn(pairs, h, w, 3), jnp.float32),
+      search_image=jnp.asarray(rng.randn(pairs, h, w, 3), jnp.float32),
+      query_boxes=jnp.asarray(qb), search_boxes=jnp.asarray(qb + 2.0),
+      instance_valid=jnp.ones((pairs, m), bool),
+      query_hw=jnp.asarray([[h, w]] * pairs, jnp.int32),
+      search_hw=jnp.asarray([[h, w]] * pairs, jnp.int32))
+  key = jax.random.PRNGKey(1)
+  state = train_lib.init_state(variables, optimizer)
+  compiled, c = _compile(step, state, batch, key)
+  holder = [state]
+
+  def one():
+    holder[0], metrics = compiled(holder[0], batch, key)
+    return metrics
+
+  s = _time(one, runs)
+  flops, mem = _cost(compiled)
+  return _row("train", size, f"M={m}", c, s, pairs, flops, mem, dtype)
+
+
+def table(rows: list[dict], peak: float) -> str:
+  head = ("| what | size | B / M | dtype | compile s | ms / step | items/s | "
+          "GFLOP / step | GFLOP/s | % of matmul | peak MB |")
+  lines = [head, "|" + "---|" * 11]
+  for r in rows:
+    pct = 100 * r["gflops_per_s"] / peak if peak else float("nan")
+    unit = {"track": "frames", "train": "pairs", "matmul": "matmuls"}[
+        r["kind"]]
+    lines.append(
+        f"| {r['kind']} | {r['size']} | {r['batch']} | {r['dtype']} | "
+        f"{r['compile_s']:.1f} | {r['step_ms']:.1f} | {r['per_s']:.2f} "
+        f"{unit} | {r['gflop']:.2f} | {r['gflops_per_s']:.1f} | {pct:.0f} | "
+        f"{r['peak_mb']:.0f} ({r['peak_source']}) |")
+  return "\n".join(lines)
+
+
+def main(argv=None) -> int:
+  p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  p.add_argument("--sizes", default="demo,official",
+                 help="tracking sizes (comma list of official, demo)")
+  p.add_argument("--batches", default="1,4")
+  p.add_argument("--train_sizes", default="demo",
+                 help="train-step sizes ('official' needs minutes on CPU)")
+  p.add_argument("--instances", default="1,8", help="M values")
+  p.add_argument("--pairs", type=int, default=1,
+                 help="pairs per train step (official: 1 per device)")
+  p.add_argument("--dtype", default="float32",
+                 choices=("float32", "bfloat16"))
+  p.add_argument("--runs", type=int, default=5)
+  p.add_argument("--matmul_n", type=int, default=0,
+                 help="matmul size (0: 2048 on CPU, 8192 elsewhere)")
+  p.add_argument("--json", default="", help="also write the rows here")
+  args = p.parse_args(argv)
+  backend = jax.default_backend()
+  dev = jax.devices()[0]
+  n = args.matmul_n or (2048 if backend == "cpu" else 8192)
+  dt = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
+  rows = [matmul_peak(dt, n, args.runs)]
+  print(f"matmul peak: {rows[0]['gflops_per_s']:.1f} GFLOP/s", flush=True)
+  for size in filter(None, args.sizes.split(",")):
+    for b in (int(x) for x in args.batches.split(",")):
+      rows.append(bench_track(size, b, args.dtype, args.runs))
+      print(table(rows[-1:], rows[0]["gflops_per_s"]).splitlines()[-1],
+            flush=True)
+  for size in filter(None, args.train_sizes.split(",")):
+    for m in (int(x) for x in args.instances.split(",")):
+      rows.append(bench_train(size, m, args.pairs, args.dtype,
+                              max(2, args.runs // 2)))
+      print(table(rows[-1:], rows[0]["gflops_per_s"]).splitlines()[-1],
+            flush=True)
+  machine = (f"{dev.device_kind} ({backend}, {jax.device_count()} device(s)"
+             f", {os.cpu_count()} CPU cores, {platform.processor() or '?'}"
+             f"), jax {jax.__version__}")
+  rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+  print(f"\n## Performance: {machine}\n")
+  print(table(rows, rows[0]["gflops_per_s"]))
+  print(f"\nprocess peak RSS: {rss:.0f} MB; train steps use {args.pairs} "
+        "pair(s); items/s = frames/s (track) or pairs/s (train)")
+  if args.json:
+    with open(args.json, "w", encoding="utf-8") as f:
+      json.dump(dict(machine=machine, rows=rows, peak_rss_mb=rss), f,
+                indent=1)
+  return 0
+
+
+if __name__ == "__main__":
+  sys.exit(main())
