@@ -12,6 +12,8 @@ import os
 import numpy as np
 from PIL import Image
 
+from gt_jax.data.synthetic.layouts import COCO_IDS, COCO_NAMES
+
 
 def write_text(path: str, text: str) -> str:
   os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -35,21 +37,7 @@ def write_frames(folder: str, names, width: int = 32, height: int = 24):
 
 
 # --------------------------------------------------------------------- COCO
-# The 80 real COCO categories (ids 1..90 minus 12, 26, 29, 30, 45, 66, 68, 69,
-# 71, 83); tfds insists on exactly 80.
-COCO_NAMES = (
-    "person bicycle car motorcycle airplane bus train truck boat "
-    "traffic_light fire_hydrant stop_sign parking_meter bench bird cat dog "
-    "horse sheep cow elephant bear zebra giraffe backpack umbrella handbag "
-    "tie suitcase frisbee skis snowboard sports_ball kite baseball_bat "
-    "baseball_glove skateboard surfboard tennis_racket bottle wine_glass cup "
-    "fork knife spoon bowl banana apple sandwich orange broccoli carrot "
-    "hot_dog pizza donut cake chair couch potted_plant bed dining_table "
-    "toilet tv laptop mouse remote keyboard cell_phone microwave oven "
-    "toaster sink refrigerator book clock vase scissors teddy_bear "
-    "hair_drier toothbrush").split()
-_MISSING_IDS = {12, 26, 29, 30, 45, 66, 68, 69, 71, 83}
-COCO_IDS = [i for i in range(1, 91) if i not in _MISSING_IDS]
+# The 80 real COCO categories with their sparse ids (tfds insists on 80).
 COCO_CATEGORIES = [{"id": i, "name": n.replace("_", " "),
                     "supercategory": "x"}
                    for i, n in zip(COCO_IDS, COCO_NAMES)]

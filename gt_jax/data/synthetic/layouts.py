@@ -138,7 +138,7 @@ def write_list(path: str, names: Sequence[str], final_newline: bool) -> None:
 
 # The 80 COCO 2017 categories with their official (sparse) ids, in id order
 # (datasets.md §1.1). Supercategories by id range.
-_COCO_NAMES = (
+COCO_NAMES = (
     "person bicycle car motorcycle airplane bus train truck boat "
     "traffic_light fire_hydrant stop_sign parking_meter bench bird cat dog "
     "horse sheep cow elephant bear zebra giraffe backpack umbrella handbag "
@@ -149,7 +149,8 @@ _COCO_NAMES = (
     "toilet tv laptop mouse remote keyboard cell_phone microwave oven "
     "toaster sink refrigerator book clock vase scissors teddy_bear "
     "hair_drier toothbrush").split()
-_COCO_MISSING_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
+COCO_MISSING_IDS = (12, 26, 29, 30, 45, 66, 68, 69, 71, 83)
+COCO_IDS = tuple(i for i in range(1, 91) if i not in COCO_MISSING_IDS)
 _COCO_SUPER = ((1, "person"), (2, "vehicle"), (10, "outdoor"), (16, "animal"),
                (27, "accessory"), (34, "sports"), (44, "kitchen"),
                (52, "food"), (62, "furniture"), (72, "electronic"),
@@ -158,9 +159,8 @@ _COCO_SUPER = ((1, "person"), (2, "vehicle"), (10, "outdoor"), (16, "animal"),
 
 def coco_categories() -> list[dict]:
   """The 80 official COCO categories: [{id, name, supercategory}]."""
-  ids = [i for i in range(1, 91) if i not in _COCO_MISSING_IDS]
   cats = []
-  for cid, name in zip(ids, _COCO_NAMES, strict=True):
+  for cid, name in zip(COCO_IDS, COCO_NAMES, strict=True):
     sup = [s for start, s in _COCO_SUPER if cid >= start][-1]
     cats.append(dict(id=cid, name=name.replace("_", " "),
                      supercategory=sup))
