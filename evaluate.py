@@ -44,6 +44,9 @@ def _add_report(sub) -> None:
                  help="only these tracker folders")
   p.add_argument("--box-format", default="xywh", choices=("xywh", "xyxy"),
                  help="xyxy for neuron's corner-form result files")
+  p.add_argument("--subset", default=None,
+                 help="a split name or comma-separated sequence names "
+                 "(default: every official sequence present)")
   p.add_argument("--no-plots", action="store_true")
 
 
@@ -51,7 +54,8 @@ def _report(args) -> int:
   from gt_jax.evaluation import report  # pylint: disable=g-import-not-at-top
   rep, curves = report.build_report(args.benchmark, args.root, args.results,
                                     args.protocol, args.box_format,
-                                    args.trackers, exclude=[args.out])
+                                    args.trackers, exclude=[args.out],
+                                    subset=args.subset)
   paths = report.write_report(rep, curves, args.out, plots=not args.no_plots)
   print(report.markdown_table(rep))
   for p in paths:
@@ -69,6 +73,7 @@ def _run_then_report(args, unknown) -> int:
   if rc != 0 or args.no_report or (args.process_index or 0) != 0:
     return rc
   args.out = args.out or os.path.join(args.results, "report")
+  # Score exactly what was tracked (the same --subset).
   args.protocol, args.box_format, args.trackers = None, "xywh", None
   args.no_plots = False
   try:

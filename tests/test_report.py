@@ -110,6 +110,15 @@ def test_otb_report_variants(tmp_path, otb):
     assert "| A |" not in f.read()
 
 
+def test_report_subset_scores_only_the_named_sequences(tmp_path, otb):
+  rep, _ = _run(tmp_path, "otb", *otb, "--subset", "Basketball,Jogging.2",
+                "--no-plots")
+  a = rep["trackers"]["A"]
+  assert sorted(a["per_sequence"]) == ["Basketball", "Jogging.2"]
+  assert rep["num_sequences"] == 2
+  assert a["overall"]["success_auc"] == pytest.approx(12 / 21, abs=1e-9)
+
+
 def test_ranking_puts_best_first(otb, tmp_path):
   rep, curves = report_lib.build_report("otb", *otb)
   assert report_lib.ranked(rep, "success") == ["B", "A"]

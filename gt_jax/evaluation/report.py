@@ -56,8 +56,15 @@ class ReportError(ValueError):
 # Ground truth.
 
 
-def load_sequences(benchmark: str, root: str):
+def load_sequences(benchmark: str, root: str, subset=None):
   """Reads the benchmark's sequences on disk.
+
+  Args:
+    benchmark: benchmark key.
+    root: the benchmark's folder.
+    subset: None = the official sequences present on disk; else what
+      `benchmarks.load_benchmark` takes (a split name or a list of names; a
+      comma-separated string is split).
 
   Returns:
     (records, subset) where subset is True when fewer sequences than the
@@ -67,8 +74,11 @@ def load_sequences(benchmark: str, root: str):
   if b not in benchmarks.BENCHMARKS:
     raise ReportError(f"benchmark {benchmark!r} has no reader; readers exist "
                       f"for {sorted(benchmarks.BENCHMARKS)}")
-  records = benchmarks.load_benchmark(b, root, benchmarks.AVAILABLE)
-  if b == "lasot" and not records:
+  if isinstance(subset, str) and "," in subset:
+    subset = [n for n in subset.split(",") if n]
+  records = benchmarks.load_benchmark(
+      b, root, benchmarks.AVAILABLE if subset is None else subset)
+  if b == "lasot" and not records and subset is None:
     # A copy without any official test sequence: score what is on disk.
     names = sorted(
         s for c in os.listdir(root) if os.path.isdir(os.path.join(root, c))
@@ -230,7 +240,7 @@ def _add_vot_lt(benchmark, vot, overall, per_seq) -> None:
 def build_report(benchmark: str, root: str, results_dir: str,
                  protocol: str | None = None, box_format: str = "xywh",
                  trackers: Sequence[str] | None = None,
-                 exclude: Sequence[str] = ()):
+                 exclude: Sequence[str] = (), subset=None):
   """Scores every tracker folder under `results_dir`.
 
   Args:
@@ -242,12 +252,14 @@ def build_report(benchmark: str, root: str, results_dir: str,
     trackers: restrict to these tracker names.
     exclude: paths never taken for a tracker (e.g. the output folder when it
       lies inside `results_dir`).
+    subset: which sequences (see `load_sequences`); None = all official
+      sequences present.
 
   Returns:
     (report dict, {tracker: curves}).
   """
   p = protocols.get_protocol(benchmark, protocol)
-  records, subset = load_sequences(p.benchmark, root)
+  records, subset = load_sequences(p.benchmark, root, subset)
   found = results_io.list_trackers(results_dir,
                                    allow_zip=p.kind == "trackingnet")
   skip = {os.path.realpath(e) for e in exclude}
