@@ -29,12 +29,13 @@ import json
 import os
 import platform
 import resource
-import statistics
 import sys
 import time
 from typing import Any, Callable
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import median_time  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -73,17 +74,6 @@ def _device_peak() -> float | None:
   return stats.get("peak_bytes_in_use")
 
 
-def _time(fn: Callable[[], Any], runs: int) -> float:
-  """Median seconds of `fn` (blocked), after one warm-up call."""
-  jax.block_until_ready(fn())
-  times = []
-  for _ in range(runs):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
-
-
 def _compile(jitted: Any, *args) -> tuple[Any, float]:
   t0 = time.perf_counter()
   compiled = jitted.lower(*args).compile()
@@ -106,7 +96,7 @@ def matmul_peak(dtype: Any, n: int, runs: int) -> dict[str, float]:
   b = jax.random.normal(jax.random.PRNGKey(1), (n, n), dtype)
   f = jax.jit(lambda x, y: x @ y)
   compiled, c = _compile(f, a, b)
-  s = _time(lambda: compiled(a, b), runs)
+  s = median_time(lambda: compiled(a, b), runs)
   return dict(kind="matmul", size=f"{n}^3", batch=1, dtype=str(
       jnp.dtype(dtype)), compile_s=c, step_ms=s * 1e3, per_s=1 / s,
               gflop=2 * n**3 / 1e9, gflops_per_s=2 * n**3 / s / 1e9,
@@ -138,7 +128,7 @@ def bench_track(size: str, batch: int, dtype: str, runs: int) -> dict:
   search = jax.jit(lambda v, im, s, k: inference.batched_search_step(
       model, v, im, s, k, scfg))
   compiled, c = _compile(search, variables, images, hw, kernels)
-  s = _time(lambda: compiled(variables, images, hw, kernels), runs)
+  s = median_time(lambda: compiled(variables, images, hw, kernels), runs)
   flops, mem = _cost(compiled)
   return _row("track", size, f"B={batch}", c, s, batch, flops, mem, dtype)
 
@@ -177,7 +167,7 @@ def bench_train(size: str, m: int, pairs: int, dtype: str,
     holder[0], metrics = compiled(holder[0], batch, key)
     return metrics
 
-  s = _time(one, runs)
+  s = median_time(one, runs)
   flops, mem = _cost(compiled)
   return _row("train", size, f"M={m}", c, s, pairs, flops, mem, dtype)
 

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import os
 import resource
-import statistics
 import sys
 import time
 
@@ -30,6 +29,8 @@ import jax
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from timing import median_time  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 from gt_jax.config import load_config  # pylint: disable=g-import-not-at-top
 from gt_jax.model.build import build_model, init_variables
@@ -44,17 +45,6 @@ def _frame(seed: int, hw: tuple[int, int]) -> np.ndarray:
   small = rng.integers(0, 256, (hw[0] // 8 + 1, hw[1] // 8 + 1, 3))
   img = np.kron(small, np.ones((8, 8, 1)))[:hw[0], :hw[1]]
   return img.astype(np.uint8)
-
-
-def _median_time(fn, runs: int, warmup: int) -> float:
-  for _ in range(warmup):
-    jax.block_until_ready(fn())
-  times = []
-  for _ in range(runs):
-    t0 = time.perf_counter()
-    jax.block_until_ready(fn())
-    times.append(time.perf_counter() - t0)
-  return statistics.median(times)
 
 
 def bench_variant(variant: str, runs: int, warmup: int) -> dict[str, object]:
@@ -80,8 +70,8 @@ def bench_variant(variant: str, runs: int, warmup: int) -> dict[str, object]:
   args = jax.device_put(
       (tracker.variables, pre.image, np.asarray(pre.img_hw, np.int32),
        tracker._single.kernels))  # pylint: disable=protected-access
-  step_s = _median_time(lambda: compiled(*args), runs, warmup)
-  track_s = _median_time(lambda: tracker.track(f1).score, runs, warmup)
+  step_s = median_time(lambda: compiled(*args), runs, warmup)
+  track_s = median_time(lambda: tracker.track(f1).score, runs, warmup)
   stats = jax.devices()[0].memory_stats() or {}
   dev_peak = stats.get("peak_bytes_in_use")
   return dict(

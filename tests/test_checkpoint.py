@@ -262,17 +262,22 @@ def test_writer_matches_torch_legacy_bytes(tiny_ckpt):
   assert raw_t == raw_w
 
 
-def test_writer_views_and_strides_roundtrip(tmp_path):
-  """Values torch.load returns for the writer's output (make_pth_fixtures)."""
-  obj, expected = _fixture_module().writer_object()
-  path = str(tmp_path / "w.pth")
-  pth_writer.write_legacy_pth(path, obj)
+def _assert_reads_as(path, obj, expected):
+  """`path` reads back with `obj`'s meta and exactly the `expected` tensors."""
   got = pth_reader.load_pth(path)
   assert got["meta"] == obj["meta"]
   assert list(got["state_dict"]) == list(expected)
   for k, want in expected.items():
     assert got["state_dict"][k].dtype == want.dtype, k
     np.testing.assert_array_equal(got["state_dict"][k], want, err_msg=k)
+
+
+def test_writer_views_and_strides_roundtrip(tmp_path):
+  """Values torch.load returns for the writer's output (make_pth_fixtures)."""
+  obj, expected = _fixture_module().writer_object()
+  path = str(tmp_path / "w.pth")
+  pth_writer.write_legacy_pth(path, obj)
+  _assert_reads_as(path, obj, expected)
 
 
 def _malicious_legacy(tmp_path):
@@ -342,12 +347,7 @@ def test_tar_layout(tmp_path):
   del obj["state_dict"]["viewed"], expected["viewed"]
   path = str(tmp_path / "old.pth")
   pth_writer.write_tar_pth(path, obj)
-  got = pth_reader.load_pth(path)
-  assert got["meta"] == obj["meta"]
-  assert list(got["state_dict"]) == list(expected)
-  for k, want in expected.items():
-    assert got["state_dict"][k].dtype == want.dtype, k
-    np.testing.assert_array_equal(got["state_dict"][k], want, err_msg=k)
+  _assert_reads_as(path, obj, expected)
   # A tar archive without the tensor records is reported, not crashed on.
   import tarfile  # pylint: disable=g-import-not-at-top
   cut = tmp_path / "cut.pth"
