@@ -124,7 +124,7 @@ def main(argv: Sequence[str] | None = None) -> int:
   try:
     box = parse_box(args.box)
     from gt_jax.evaluation.run_cli import load_engine
-    from gt_jax.tracker import Tracker
+    from gt_jax.tracking.tracker import Tracker
     cfg, engine = load_engine(args.config, overrides, args.checkpoint,
                               args.random_init)
     tracker = Tracker(cfg, engine.variables, engine.model)

@@ -13,8 +13,8 @@ import argparse
 import sys
 
 from gt_jax import config as config_lib
-from gt_jax import sharding
-from gt_jax import train_loop
+from gt_jax.training import sharding
+from gt_jax.training import loop as train_loop
 
 
 def main(argv: list[str]) -> int:

@@ -37,6 +37,7 @@ from gt_jax.config import load_config
 from gt_jax.data.records import SequenceRecord
 from gt_jax.evaluation import results_io
 from gt_jax.evaluation import runner
+from gt_jax.tracking.engine import SearchEngine
 from gt_jax.model.build import build_model, init_variables
 
 CONFIGS = {
@@ -69,7 +70,7 @@ def measure(name: str, batch_sizes, frames: int | None, workers: int):
   n = frames or default_frames
   cfg = load_config(spec)
   model = build_model(cfg.model)
-  engine = runner.SearchEngine(
+  engine = SearchEngine(
       cfg, init_variables(model, jax.random.PRNGKey(0)), model)
   rows = []
   with tempfile.TemporaryDirectory() as tmp:

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gt_jax import boxes as bl
+from gt_jax.boxes import anchors as anchor_lib
 from gt_jax.ops.nms import nms
 from gt_jax.ops.proposals import rpn_proposals
 from gt_jax.ops.roi_align import multilevel_roi_align
@@ -81,7 +81,7 @@ def main() -> None:
   rows.append((f"multilevel roi_align 1000 RoIs x 7x7x{c}",
                *_median_ms(fn, (feats, rois), args.repeats)))
 
-  anchors = [jnp.asarray(a) for a in bl.all_level_anchors(CANVAS)]
+  anchors = [jnp.asarray(a) for a in anchor_lib.all_level_anchors(CANVAS)]
   logits = [jnp.asarray(rng.normal(size=len(a)).astype(np.float32))
             for a in anchors]
   deltas = [jnp.asarray(rng.normal(scale=0.3, size=(len(a), 4)).astype(

@@ -6,7 +6,7 @@
 
 Rows (random-init weights: the cost does not depend on their values):
   track  size, B   search step of B sequences in lock-step, one target each
-                   (`inference.batched_search_step`, what the batched
+                   (the engine's lean top-1 step, `engine.compiled_steps`, what the batched
                    evaluation runs per frame): compile s, latency per step,
                    throughput in frames/s;
   train  size, M   one train step (`train_lib.make_train_step`, jitted as
@@ -31,7 +31,7 @@ import platform
 import resource
 import sys
 import time
-from typing import Any, Callable
+from typing import Any
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
@@ -41,8 +41,9 @@ import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
 import numpy as np  # pylint: disable=g-import-not-at-top
 
-from gt_jax import inference  # pylint: disable=g-import-not-at-top
-from gt_jax import train_lib  # pylint: disable=g-import-not-at-top
+from gt_jax.tracking import engine  # pylint: disable=g-import-not-at-top
+from gt_jax.tracking import search as inference  # pylint: disable=g-import-not-at-top
+from gt_jax.training import step as train_lib  # pylint: disable=g-import-not-at-top
 from gt_jax.config import load_config  # pylint: disable=g-import-not-at-top
 from gt_jax.model.build import build_model, init_variables  # pylint: disable=g-import-not-at-top
 
@@ -115,20 +116,21 @@ def bench_track(size: str, batch: int, dtype: str, runs: int) -> dict:
   _, canvas, img_hw = SIZES[size]
   model = build_model(cfg.model, dtype)
   variables = init_variables(model, jax.random.PRNGKey(0))
-  scfg = inference.search_config(cfg)
+  steps = engine.compiled_steps(model, inference.search_config(cfg))
   rng = np.random.RandomState(0)
   images = jnp.asarray(rng.randn(batch, *canvas, 3), jnp.float32)
   hw = jnp.asarray([img_hw] * batch, jnp.int32)
+  scales = jnp.ones((batch,), jnp.float32)
   h, w = img_hw
   boxes = jnp.asarray([[[w * 0.4, h * 0.4, w * 0.6, h * 0.6]]] * batch,
                       jnp.float32)
-  query = jax.jit(lambda v, im, b: inference.batched_query_step(
-      model, v, im, b))
-  kernels = jax.block_until_ready(query(variables, images, boxes))
-  search = jax.jit(lambda v, im, s, k: inference.batched_search_step(
-      model, v, im, s, k, scfg))
-  compiled, c = _compile(search, variables, images, hw, kernels)
-  s = median_time(lambda: compiled(variables, images, hw, kernels), runs)
+  kernels = jax.block_until_ready(jax.vmap(
+      lambda im, b: steps.query(variables, im, b))(images, boxes))
+  # The batched runner's lean (top-1) step: what evaluation compiles.
+  search = steps.search("top1", batched=True)
+  compiled, c = _compile(search, variables, images, hw, scales, kernels)
+  s = median_time(lambda: compiled(variables, images, hw, scales, kernels),
+                  runs)
   flops, mem = _cost(compiled)
   return _row("track", size, f"B={batch}", c, s, batch, flops, mem, dtype)
 

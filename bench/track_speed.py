@@ -34,7 +34,7 @@ from timing import median_time  # pylint: disable=g-import-not-at-top,wrong-impo
 
 from gt_jax.config import load_config  # pylint: disable=g-import-not-at-top
 from gt_jax.model.build import build_model, init_variables
-from gt_jax.tracker import Tracker
+from gt_jax.tracking.tracker import Tracker
 
 CONFIG = "configs/globaltrack_r50_fpn.py"
 FRAMES = {"": (480, 800), "tiny": (96, 128)}
@@ -66,10 +66,11 @@ def bench_variant(variant: str, runs: int, warmup: int) -> dict[str, object]:
   mem = compiled.memory_analysis()
   xla_mb = (mem.argument_size_in_bytes + mem.temp_size_in_bytes) / 2**20
 
-  pre = tracker._prep(f1, "frame")  # pylint: disable=protected-access
+  pre = tracker.engine.preprocess(f1, "frame")
   args = jax.device_put(
       (tracker.variables, pre.image, np.asarray(pre.img_hw, np.int32),
-       tracker._single.kernels))  # pylint: disable=protected-access
+       np.float32(pre.scale),
+       tracker._query.kernels))  # pylint: disable=protected-access
   step_s = median_time(lambda: compiled(*args), runs, warmup)
   track_s = median_time(lambda: tracker.track(f1).score, runs, warmup)
   stats = jax.devices()[0].memory_stats() or {}

@@ -24,8 +24,8 @@ sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
 
-from gt_jax import sharding
-from gt_jax import train_loop
+from gt_jax.training import sharding
+from gt_jax.training import loop as train_loop
 from gt_jax.config import load_config
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(

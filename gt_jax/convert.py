@@ -1,75 +1,8 @@
-"""Converts a PyTorch checkpoint into an orbax directory of Flax variables.
+"""`python -m gt_jax.convert IN OUT`: see `gt_jax.checkpoint.convert`."""
 
-  python -m gt_jax.convert qg_rcnn_r50_fpn_coco_got10k_lasot.pth ckpt/gt
-  python -m gt_jax.convert faster_rcnn_r50_fpn_1x.pth ckpt/coco_init \
-      --format mmdet_faster_rcnn
-  python -m gt_jax.convert resnet50-19c8e357.pth ckpt/r50 \
-      --format torchvision_resnet50
-
-Formats: `globaltrack` (the official tracker; every variable), and two
-partial initialisations for training, `mmdet_faster_rcnn` (all but fc_cls,
-fc_reg and the modulators) and `torchvision_resnet50` (the backbone). The
-output holds the variables that were loaded (`restore_variables(dir)`) and an
-`info` record with the source, format and the variable paths left to the
-initialiser (`restore_info(dir)`); `train.py --config.init_checkpoint=dir`
-merges them into freshly initialised variables. No torch needed.
-"""
-
-from __future__ import annotations
-
-import argparse
 import sys
-from typing import Sequence
 
-from gt_jax import checkpoint
-from gt_jax import pth_reader
-from gt_jax.config import load_config
-
-
-def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
-  p = argparse.ArgumentParser(
-      prog="python -m gt_jax.convert",
-      description="PyTorch .pth -> orbax Flax variables (torch-free).")
-  p.add_argument("input", help="the .pth checkpoint")
-  p.add_argument("output_dir", help="orbax checkpoint directory to create")
-  p.add_argument("--format", default="globaltrack", choices=checkpoint.FORMATS,
-                 help="key layout of the input (default: globaltrack)")
-  p.add_argument("--config", default=None,
-                 help="config whose `model` section the variables are for, "
-                 "e.g. configs/globaltrack_r50_fpn.py:tiny (default: the "
-                 "official ResNet-50-FPN)")
-  p.add_argument("--overwrite", action="store_true",
-                 help="replace an existing output directory")
-  return p.parse_args(argv)
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-  """Runs the conversion; returns the process exit status."""
-  args = _parse(argv)
-  try:
-    model_cfg = load_config(args.config).model if args.config else None
-    variables, scratch = checkpoint.load_weights(args.input, args.format,
-                                                 model_cfg)
-    info = {"source": args.input, "format": args.format,
-            "config": args.config or "", "initialise_from_scratch": scratch}
-    out = checkpoint.save_variables(args.output_dir, variables, info=info,
-                                    overwrite=args.overwrite)
-  except (FileNotFoundError, FileExistsError, pth_reader.PthFormatError,
-          ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
-  counts = checkpoint.parameter_counts(variables)
-  n_stats = sum(v.size for v in checkpoint.flatten_variables(
-      variables.get("batch_stats", {})).values())
-  print(f"wrote {out}")
-  for group, n in counts.items():
-    print(f"  {group:16s} {n:>12,d} parameters")
-  print(f"  {'(BN statistics)':16s} {n_stats:>12,d} values")
-  if scratch:
-    print(f"  {len(scratch)} variables left to the initialiser, e.g. "
-          + ", ".join(scratch[:4]))
-  return 0
-
+from gt_jax.checkpoint.convert import main
 
 if __name__ == "__main__":
   sys.exit(main())

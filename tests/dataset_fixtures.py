@@ -1,6 +1,6 @@
 """Tiny on-disk dataset fixtures in the real layouts (datasets.md recipes).
 
-Shared by tests/test_readers.py and tests/test_benchmarks.py. Every builder
+Shared by the reader, benchmark, runner, recall and CLI tests. Every builder
 writes under a given root and returns that root; images are tiny JPEGs.
 """
 
@@ -12,6 +12,7 @@ import os
 import numpy as np
 from PIL import Image
 
+from gt_jax.data.records import SequenceRecord
 from gt_jax.data.synthetic.layouts import COCO_IDS, COCO_NAMES
 
 
@@ -211,3 +212,49 @@ def make_tlp(root: str) -> str:
   write_text(os.path.join(d, "groundtruth_rect.txt"),
              "1,4,4,10,8,0\n2,5,4,10,8,0\n3,0,0,0,0,1\n4,6,4,10,8,0\n")
   return root
+
+
+# ------------------------------------------------ tracking sequences (frames)
+# (name, frame sizes (H, W), init box x,y,w,h). Tiny scale (160, 128):
+# 96x128 -> 120x160 and 100x128 -> 125x160 share the canvas 128x160;
+# 100x100 -> 128x128 is another canvas (a second group, and in "mid" a
+# single frame of another size inside a 128x160 sequence).
+SEQS = (
+    ("a", [(96, 128)] * 4, (20, 18, 30, 25)),
+    ("b", [(100, 128)] * 6, (50, 40, 22, 30)),
+    ("c", [(96, 128)] * 1, (10, 10, 40, 40)),
+    ("mid", [(96, 128)] * 2 + [(100, 100)] + [(96, 128)] * 2, (60, 30, 25, 20)),
+    ("e", [(100, 100)] * 3, (30, 30, 35, 35)),
+    ("f", [(96, 128)] * 7, (5, 50, 50, 30)),
+)
+
+
+def _frame(rng, hw):
+  h, w = hw
+  yy, xx = np.mgrid[:h, :w]
+  img = np.stack([xx * 2, yy * 2, (xx + yy)], -1).astype(np.float64)
+  cy, cx = rng.uniform(20, h - 20), rng.uniform(20, w - 20)
+  img += 120 * np.exp(-((yy - cy)**2 + (xx - cx)**2) / 200.0)[..., None]
+  img += rng.normal(0, 8, img.shape)
+  return np.clip(img, 0, 255).astype(np.uint8)
+
+
+def make_sequences(root, seqs=SEQS, seed=0):
+  rng = np.random.default_rng(seed)
+  out = []
+  for name, sizes, box in seqs:
+    d = os.path.join(root, name)
+    os.makedirs(d, exist_ok=True)
+    paths = []
+    for t, hw in enumerate(sizes):
+      p = os.path.join(d, f"{t + 1:04d}.jpg")
+      Image.fromarray(_frame(rng, hw)).save(p, quality=90)
+      paths.append(p)
+    n = len(sizes)
+    boxes = np.tile(np.asarray(box, np.float64), (n, 1))
+    # The generic "folder" benchmark layout, for the command-line tests.
+    np.savetxt(os.path.join(d, "groundtruth.txt"), boxes, fmt="%g",
+               delimiter=",")
+    out.append(SequenceRecord(name, paths, boxes, np.ones(n, bool),
+                              np.ones(n, bool)))
+  return out

@@ -290,3 +290,26 @@ def np_rpn_proposals(cls_logits, deltas, anchors, img_hw, nms_pre: int,
   order = sorted(range(len(scores)), key=lambda i: (-float(scores[i]), i))
   order = order[:max_num]
   return boxes[order], scores[order]
+
+
+def ref_assign(ious, candidate, pos, neg, min_pos, assign_all=True):
+  """mmdet v1 MaxIoUAssigner on the candidate subset, one gt, numpy."""
+  labels = np.full(len(ious), -1)
+  idx = [i for i in range(len(ious)) if candidate[i]]
+  if not idx:
+    return labels
+  ov = np.asarray([ious[i] for i in idx])
+  out = np.full(len(idx), -1)
+  for k, v in enumerate(ov):
+    if 0 <= v < neg:
+      out[k] = 0
+    if v >= pos:
+      out[k] = 1
+  best = ov.max()
+  if best >= min_pos:
+    if assign_all:
+      out[ov == best] = 1
+    else:
+      out[int(np.argmax(ov))] = 1
+  labels[idx] = out
+  return labels

@@ -1,6 +1,5 @@
 """Tests of gt_jax.boxes against numpy_reference and hand-computed values."""
 
-import functools
 import math
 
 import jax
@@ -8,7 +7,9 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gt_jax import boxes as bl
+from gt_jax.boxes import anchors as anchor_lib
+from gt_jax.boxes import rescale
+from gt_jax.boxes import jnp_boxes as bl
 import numpy_reference as ref
 
 pairwise_iou = jax.jit(bl.pairwise_iou)
@@ -39,7 +40,7 @@ ANCHOR_TABLE = {
 
 @pytest.mark.parametrize("stride", sorted(ANCHOR_TABLE))
 def test_anchor_base_matches_official_table(stride):
-  base = bl.anchor_base(stride, (8,), (0.5, 1.0, 2.0))
+  base = anchor_lib.anchor_base(stride, (8,), (0.5, 1.0, 2.0))
   assert base.dtype == np.float32
   np.testing.assert_array_equal(base, np.array(ANCHOR_TABLE[stride]))
   np.testing.assert_array_equal(base, ref.np_anchors(stride, 1, 1))
@@ -47,7 +48,7 @@ def test_anchor_base_matches_official_table(stride):
 
 def test_grid_anchors_order_is_y_x_a():
   stride, fh, fw = 8, 3, 5
-  grid = bl.grid_anchors(stride, fh, fw)
+  grid = anchor_lib.grid_anchors(stride, fh, fw)
   assert grid.shape == (fh * fw * 3, 4)
   np.testing.assert_array_equal(grid, ref.np_anchors(stride, fh, fw))
   base = np.array(ANCHOR_TABLE[8], np.float32)
@@ -60,7 +61,7 @@ def test_grid_anchors_order_is_y_x_a():
 
 
 def test_grid_anchors_multiple_scales_are_ratio_major():
-  grid = bl.anchor_base(16, scales=(4, 8), ratios=(0.5, 1.0))
+  grid = anchor_lib.anchor_base(16, scales=(4, 8), ratios=(0.5, 1.0))
   assert grid.shape == (4, 4)
   # ratio 0.5 with scales 4, 8 first; ratio 1 scale 8 is the table's box.
   np.testing.assert_array_equal(grid[3], ANCHOR_TABLE[16][1])
@@ -68,7 +69,7 @@ def test_grid_anchors_multiple_scales_are_ratio_major():
 
 
 def test_all_level_anchors_counts_800x1088():
-  anchors = bl.all_level_anchors((800, 1088))
+  anchors = anchor_lib.all_level_anchors((800, 1088))
   # legacy-semantics §7 example.
   assert [len(a) for a in anchors] == [163200, 40800, 10200, 2550, 663]
   np.testing.assert_array_equal(anchors[4][:3], ANCHOR_TABLE[64])
@@ -211,17 +212,17 @@ def test_decode_traced_max_shape_and_classwise_broadcast():
     ((100, 1000), 1.333, (133, 1333)),
 ])
 def test_rescale_rule_examples(hw, s, out):
-  assert bl.rescale_factor(*hw) == pytest.approx(s, rel=1e-12)
-  assert bl.rescaled_size(*hw) == out
+  assert rescale.rescale_factor(*hw) == pytest.approx(s, rel=1e-12)
+  assert rescale.rescaled_size(*hw) == out
 
 
 def test_rescale_rounds_half_up():
   # s = min(1333/300, 800/200) = 4, and the scale's order does not matter.
-  assert bl.rescaled_size(300, 200, scale=(800, 1333)) == (1200, 800)
+  assert rescale.rescaled_size(300, 200, scale=(800, 1333)) == (1200, 800)
   # s = 1.5: h 2 -> 3.0 -> 3; w 3 -> 4.5 rounds up to 5.
-  assert bl.rescaled_size(2, 3, scale=(100, 3)) == (3, 5)
+  assert rescale.rescaled_size(2, 3, scale=(100, 3)) == (3, 5)
   # s = 2.5: w 5 -> 12.5 -> 13 (half up; numpy's half-to-even gives 12).
-  assert bl.rescaled_size(2, 5, scale=(100, 5)) == (5, 13)
+  assert rescale.rescaled_size(2, 5, scale=(100, 5)) == (5, 13)
 
 
 # --- errors ----------------------------------------------------------------
@@ -237,8 +238,8 @@ def test_errors_name_the_argument():
   with pytest.raises(ValueError, match="stds"):
     bl.decode(np.zeros((2, 4)), np.zeros((2, 4)), stds=(1, 1))
   with pytest.raises(ValueError, match="rescale_factor"):
-    bl.rescale_factor(0, 10)
+    rescale.rescale_factor(0, 10)
   with pytest.raises(ValueError, match="anchor_base: stride"):
-    bl.anchor_base(0)
+    anchor_lib.anchor_base(0)
   with pytest.raises(ValueError, match="all_level_anchors"):
-    bl.all_level_anchors((800,))
+    anchor_lib.all_level_anchors((800,))

@@ -22,8 +22,8 @@ import numpy as np
 import pytest
 
 from gt_jax import checkpoint
-from gt_jax import convert
-from gt_jax import pth_reader
+from gt_jax.checkpoint import convert
+from gt_jax.checkpoint import pth_reader
 from gt_jax.config import load_config
 import pth_writer
 

@@ -16,7 +16,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from gt_jax import demo
+from gt_jax.demo import run as demo
+from gt_jax.demo import training as demo_training
 from gt_jax.evaluation import benchmarks
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -74,6 +75,10 @@ def test_outputs_exist_and_report_has_all_trackers(demo_run):
     on_disk = json.load(f)
   assert set(on_disk["variants"]["neuron"]) == set(demo.TRACKERS)
   assert on_disk["demo"]["train"]["step"] == 2
+  # One weight export per run: train_loop's WORKDIR/model, nothing else.
+  exported = [d for d, _, files in os.walk(opts.workdir)
+              if os.path.isdir(os.path.join(d, "variables"))]
+  assert exported == [os.path.join(opts.workdir, "model")], exported
   assert on_disk["demo"]["num_test_frames"] == 2 * 20
   md = open(os.path.join(out, "report.md")).read()
   for name in demo.TRACKERS:
@@ -102,7 +107,7 @@ def test_tracker_results_have_one_row_per_frame(demo_run):
     for t in ("globaltrack_demo", "globaltrack_untrained"):
       d = os.path.join(opts.workdir, "results", t)
       boxes = np.loadtxt(os.path.join(d, f"{r.name}.txt"), delimiter=",")
-      scores = np.loadtxt(os.path.join(d, f"{r.name}_scores.txt"))
+      scores = np.loadtxt(os.path.join(d, f"{r.name}_object_presence_scores.txt"))
       assert boxes.shape == (20, 4) and scores.shape == (20,)
       np.testing.assert_allclose(boxes[0], r.boxes[0], atol=1e-3)
       assert np.all(boxes[1:, 2:] > 0) and np.all((scores >= 0)
@@ -149,12 +154,12 @@ def test_rerun_resumes_without_redoing_work(demo_run):
 def test_untrained_is_the_training_init_and_trained_differs(demo_run):
   tmp, opts, _ = demo_run
   from gt_jax import checkpoint  # pylint: disable=g-import-not-at-top
-  from gt_jax import train_loop  # pylint: disable=g-import-not-at-top
+  from gt_jax.training import loop as train_loop  # pylint: disable=g-import-not-at-top
   cfg = demo.demo_config(TINY, {"got10k": str(tmp / "data" / "got10k"),
                                 "coco": str(tmp / "data" / "coco")},
                          ["total_steps=0"])
   state = train_loop.train(cfg, str(tmp / "zero_steps"),
-                           make_data=demo._make_data, progress=False).state
+                           make_data=demo_training._make_data, progress=False).state
   init = demo.untrained_variables(cfg)
   a = jax.tree.leaves(jax.device_get(state.params))
   b = jax.tree.leaves(init["params"])

@@ -22,8 +22,8 @@ from model_reference import (np_features, np_rcnn_outputs,
                              np_rpn_head_outputs, np_rpn_vectors,
                              random_model, smooth_frame)
 
-from gt_jax import inference
-from gt_jax import preprocess as pp
+from gt_jax.tracking import search as inference
+from gt_jax.tracking import preprocess as pp
 from gt_jax.config import load_config
 from gt_jax.model.build import build_model, init_variables
 

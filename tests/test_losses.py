@@ -13,12 +13,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gt_jax import losses
+from gt_jax.training import losses
 from gt_jax.config import load_config
 from gt_jax.model.build import build_model, init_variables
-from gt_jax.train_lib import loss_config_from
-from numpy_reference import np_encode, np_iou
-from test_sampling import ref_assign
+from gt_jax.training.step import loss_config_from
+from numpy_reference import np_encode, np_iou, ref_assign
 
 CFG = losses.LossConfig()
 

@@ -5,7 +5,8 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from gt_jax import boxes as bl
+from gt_jax.boxes import anchors as anchor_lib
+from gt_jax.boxes import jnp_boxes as bl
 from gt_jax.ops.proposals import rpn_proposals
 import numpy_reference as ref
 
@@ -22,7 +23,7 @@ proposals_jit = jax.jit(_counted, static_argnames=_STATIC)
 
 # 64x96 canvas, 5 levels: 1152, 288, 72, 18, 6 anchors (P5, P6 < nms_pre).
 CANVAS = (64, 96)
-ANCHORS = bl.all_level_anchors(CANVAS, (4, 8, 16, 32, 64), (2,),
+ANCHORS = anchor_lib.all_level_anchors(CANVAS, (4, 8, 16, 32, 64), (2,),
                                (0.5, 1.0, 2.0))
 
 

@@ -17,22 +17,23 @@ import jax
 import numpy as np
 import pytest
 
-from test_runner import make_sequences
+from dataset_fixtures import make_sequences
 
-from gt_jax import inference
+from gt_jax.tracking import search as inference
+from gt_jax.boxes import np_boxes
 from gt_jax.config import load_config
 from gt_jax.data.sources.frames import read_rgb
 from gt_jax.evaluation import recall
 from gt_jax.evaluation import run_cli
-from gt_jax.evaluation import runner
 from gt_jax.evaluation.datasets.folder import read_folder
 from gt_jax.model.build import build_model, init_variables
+from gt_jax.tracking.engine import SearchEngine
 
 CONFIG = "configs/globaltrack_r50_fpn.py:tiny"
 
 
 def np_iou(a, b):
-  """+1 IoU of two legacy xyxy boxes (independent of recall.legacy_iou)."""
+  """+1 IoU of two legacy xyxy boxes (independent of np_boxes.pairwise_iou)."""
   w = min(a[2], b[2]) - max(a[0], b[0]) + 1
   h = min(a[3], b[3]) - max(a[1], b[1]) + 1
   inter = max(w, 0) * max(h, 0)
@@ -51,7 +52,7 @@ def test_best_iou_at_k_hand_computed():
   got = recall.best_iou_at_k(boxes, valid, gt_xywh, [1, 2, 3, 4, 50])
   np.testing.assert_allclose(got, [0.5, 0.5, 0.5, 1.0, 1.0])
   np.testing.assert_allclose(
-      recall.legacy_iou(boxes[2:3], [0, 0, 9, 9]), [1 / 3])
+      np_boxes.pairwise_iou(boxes[2:4], [[0, 0, 9, 9]]), [[1 / 3], [1.0]])
 
 
 def test_average_recall_hand_computed():
@@ -98,7 +99,7 @@ def test_recall_cli_matches_search_step(recall_run):
   cfg = load_config(CONFIG)
   model = build_model(cfg.model)
   variables = init_variables(model, jax.random.PRNGKey(7))
-  engine = runner.SearchEngine(cfg, variables, model)
+  engine = SearchEngine(cfg, variables, model)
   scfg = inference.search_config(cfg)
   search = jax.jit(functools.partial(inference.search_step, model,
                                      test_cfg=scfg))

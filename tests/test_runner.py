@@ -13,72 +13,28 @@ import zipfile
 import jax
 import numpy as np
 import pytest
-from PIL import Image
 
-from gt_jax import preprocess as pp
+from gt_jax.tracking import preprocess as pp
 from gt_jax.config import load_config
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord
 from gt_jax.data.sources.frames import read_rgb
 from gt_jax.evaluation import results_io
 from gt_jax.evaluation import runner
-from gt_jax.evaluation.frame_loader import FramePrefetcher
+from gt_jax.tracking import engine as engine_lib
+from gt_jax.tracking.frame_loader import FramePrefetcher
 from gt_jax.model.build import build_model, init_variables
-from gt_jax.tracker import Tracker
+from gt_jax.tracking.tracker import Tracker
+from dataset_fixtures import make_sequences
 
 CONFIG = "configs/globaltrack_r50_fpn.py:tiny"
-
-# (name, frame sizes (H, W), init box x,y,w,h). Tiny scale (160, 128):
-# 96x128 -> 120x160 and 100x128 -> 125x160 share the canvas 128x160;
-# 100x100 -> 128x128 is another canvas (a second group, and in "mid" a
-# single frame of another size inside a 128x160 sequence).
-SEQS = (
-    ("a", [(96, 128)] * 4, (20, 18, 30, 25)),
-    ("b", [(100, 128)] * 6, (50, 40, 22, 30)),
-    ("c", [(96, 128)] * 1, (10, 10, 40, 40)),
-    ("mid", [(96, 128)] * 2 + [(100, 100)] + [(96, 128)] * 2, (60, 30, 25, 20)),
-    ("e", [(100, 100)] * 3, (30, 30, 35, 35)),
-    ("f", [(96, 128)] * 7, (5, 50, 50, 30)),
-)
-
-
-def _frame(rng, hw):
-  h, w = hw
-  yy, xx = np.mgrid[:h, :w]
-  img = np.stack([xx * 2, yy * 2, (xx + yy)], -1).astype(np.float64)
-  cy, cx = rng.uniform(20, h - 20), rng.uniform(20, w - 20)
-  img += 120 * np.exp(-((yy - cy)**2 + (xx - cx)**2) / 200.0)[..., None]
-  img += rng.normal(0, 8, img.shape)
-  return np.clip(img, 0, 255).astype(np.uint8)
-
-
-def make_sequences(root, seqs=SEQS, seed=0):
-  rng = np.random.default_rng(seed)
-  out = []
-  for name, sizes, box in seqs:
-    d = os.path.join(root, name)
-    os.makedirs(d, exist_ok=True)
-    paths = []
-    for t, hw in enumerate(sizes):
-      p = os.path.join(d, f"{t + 1:04d}.jpg")
-      Image.fromarray(_frame(rng, hw)).save(p, quality=90)
-      paths.append(p)
-    n = len(sizes)
-    boxes = np.tile(np.asarray(box, np.float64), (n, 1))
-    # The generic "folder" benchmark layout, for the command-line tests.
-    np.savetxt(os.path.join(d, "groundtruth.txt"), boxes, fmt="%g",
-               delimiter=",")
-    out.append(SequenceRecord(name, paths, boxes, np.ones(n, bool),
-                              np.ones(n, bool)))
-  return out
-
 
 @pytest.fixture(scope="module")
 def engine():
   cfg = load_config(CONFIG)
   model = build_model(cfg.model)
   variables = init_variables(model, jax.random.PRNGKey(3))
-  return runner.SearchEngine(cfg, variables, model)
+  return engine_lib.SearchEngine(cfg, variables, model)
 
 
 @pytest.fixture(scope="module")
@@ -108,7 +64,8 @@ def _reference(engine, rec):
   boxes, scores = [rec.boxes[0]], [1.0]
   for p in rec.frame_paths[1:]:
     pre = engine.preprocess(read_rgb(p))
-    box, score = jax.device_get(engine.search(pre, kernels))
+    out = jax.device_get(engine.search(pre, kernels))
+    box, score = out["box"], out["score"]
     boxes.append(pp.box_to_original_xywh(box[0], pre.scale))
     scores.append(float(score[0]))
   return np.stack(boxes), np.asarray(scores)
@@ -229,7 +186,7 @@ def _result(n, stride=1):
   ids = np.arange(0, n * stride, stride)
   boxes = np.stack([np.arange(n) + 10.0, np.arange(n) + 20.0,
                     np.full(n, 30.0), np.full(n, 40.0)], axis=1)
-  return runner.SequenceResult(boxes, np.linspace(1, 0.5, n),
+  return engine_lib.SequenceResult(boxes, np.linspace(1, 0.5, n),
                                np.full(n, 0.01), ids)
 
 
@@ -311,9 +268,9 @@ def test_frame_loader_order_errors_and_restart(tmp_path):
 
 def test_engine_from_tracker_shares_model_and_weights(engine):
   t = Tracker(engine.cfg, engine.variables, engine.model)
-  e = runner.as_engine(t)
-  assert isinstance(e, runner.SearchEngine) and e.model == engine.model
-  assert runner.as_engine(engine) is engine
+  e = engine_lib.as_engine(t)
+  assert isinstance(e, engine_lib.SearchEngine) and e.model == engine.model
+  assert engine_lib.as_engine(engine) is engine
   leaves = zip(jax.tree.leaves(e.variables), jax.tree.leaves(engine.variables))
   assert all(np.array_equal(a, b) for a, b in leaves)
   assert e.presence_threshold == engine.cfg.test.presence_threshold

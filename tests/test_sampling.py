@@ -8,36 +8,13 @@ import numpy as np
 import pytest
 
 from gt_jax.ops import sampling
-from numpy_reference import np_iou
+from numpy_reference import np_iou, ref_assign
 
 _assign = jax.jit(sampling.max_iou_assign, static_argnums=(2, 3, 4, 5))
 _inside = jax.jit(sampling.inside_image, static_argnums=(2,))
 _sample = jax.jit(sampling.random_sample, static_argnums=(2, 3))
 
 RPN = (0.7, 0.3, 0.3)  # official pos / neg / min_pos IoU of the RPN
-
-
-def ref_assign(ious, candidate, pos, neg, min_pos, assign_all=True):
-  """mmdet v1 MaxIoUAssigner on the candidate subset, one gt, numpy."""
-  labels = np.full(len(ious), -1)
-  idx = [i for i in range(len(ious)) if candidate[i]]
-  if not idx:
-    return labels
-  ov = np.asarray([ious[i] for i in idx])
-  out = np.full(len(idx), -1)
-  for k, v in enumerate(ov):
-    if 0 <= v < neg:
-      out[k] = 0
-    if v >= pos:
-      out[k] = 1
-  best = ov.max()
-  if best >= min_pos:
-    if assign_all:
-      out[ov == best] = 1
-    else:
-      out[int(np.argmax(ov))] = 1
-  labels[idx] = out
-  return labels
 
 
 def labels_for(anchors, gt, img_hw, thr=RPN, assign_all=True):

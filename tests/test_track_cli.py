@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import pytest
 
-from test_runner import make_sequences
+from dataset_fixtures import make_sequences
 
 import track
 from gt_jax import checkpoint

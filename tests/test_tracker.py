@@ -1,4 +1,4 @@
-"""Tests for gt_jax/preprocess.py, geometry.py and tracker.py (tiny model)."""
+"""Tests for tracking/preprocess.py, boxes/np_boxes.py, tracking/tracker.py."""
 
 from __future__ import annotations
 
@@ -6,12 +6,15 @@ import cv2
 import numpy as np
 import pytest
 
+from dataset_fixtures import make_sequences
 from model_reference import random_model, smooth_frame
 
-from gt_jax import geometry
-from gt_jax import preprocess as pp
+from gt_jax.boxes import np_boxes, rescale
+from gt_jax.tracking import preprocess as pp
 from gt_jax.config import load_config
-from gt_jax.tracker import Tracker, TrackResult
+from gt_jax.data.sources.frames import read_rgb
+from gt_jax.tracking import engine
+from gt_jax.tracking.tracker import Tracker, TrackResult
 
 CONFIG = "configs/globaltrack_r50_fpn.py"
 
@@ -108,24 +111,24 @@ def test_box_back_to_original_xywh():
 def test_geometry_numpy_box_rules_hand_computed():
   # The shared numpy rules behind preprocess.py and data/ (LS §1, §11).
   xywh = np.array([[10.0, 20.0, 30.0, 40.0], [0.5, 1.5, 1.0, 2.0]])
-  xyxy = geometry.xywh_to_xyxy(xywh)
+  xyxy = np_boxes.xywh_to_xyxy(xywh)
   np.testing.assert_array_equal(xyxy, [[10, 20, 39, 59], [0.5, 1.5, 0.5, 2.5]])
   assert xyxy.dtype == np.float64
-  np.testing.assert_array_equal(geometry.xyxy_to_xywh(xyxy), xywh)
-  assert geometry.xywh_to_xyxy(xywh[0], np.float32).dtype == np.float32
+  np.testing.assert_array_equal(np_boxes.xyxy_to_xywh(xyxy), xywh)
+  assert np_boxes.xywh_to_xyxy(xywh[0], np.float32).dtype == np.float32
   boxes = np.array([[-3.0, 2.0, 50.0, 40.0], [70.0, 1.0, 60.0, 2.0]])
   # Bound to a 30 (H) x 64 (W) image: x in [0, 63], y in [0, 29].
-  np.testing.assert_array_equal(geometry.clip_boxes(boxes, 30, 64),
+  np.testing.assert_array_equal(np_boxes.clip_boxes(boxes, 30, 64),
                                 [[0, 2, 50, 29], [63, 1, 60, 2]])
   np.testing.assert_array_equal(
-      geometry.clip_boxes(boxes, 30, 64, fix_order=True),
+      np_boxes.clip_boxes(boxes, 30, 64, fix_order=True),
       [[0, 2, 50, 29], [63, 1, 63, 2]])
   assert boxes[0, 0] == -3.0  # the input is not modified
-  assert geometry.padded_size((100, 65), 32) == (128, 96)
-  assert geometry.padded_size((96, 64), 32) == (96, 64)
+  assert rescale.padded_size((100, 65), 32) == (128, 96)
+  assert rescale.padded_size((96, 64), 32) == (96, 64)
   # 375x500 -> s = min(1333/500, 800/375) = 2.1333..: (800, 1066.67 -> 1067).
-  assert geometry.rescaled_size(375, 500) == (800, 1067)
-  assert geometry.scaled_size(3, 5, 0.5) == (2, 3)  # 1.5 + .5 -> 2 (half up)
+  assert rescale.rescaled_size(375, 500) == (800, 1067)
+  assert rescale.scaled_size(3, 5, 0.5) == (2, 3)  # 1.5 + .5 -> 2 (half up)
 
 
 @pytest.mark.parametrize("box,match", [
@@ -186,7 +189,7 @@ def test_no_retrace_across_frames(tracker):
   tracker.init(smooth_frame(9, (96, 128)), (10, 10, 20, 20))
   tracker.track(smooth_frame(10, (96, 128)))
   assert dict(tracker.trace_counts) == before
-  assert tracker.trace_counts["search"] <= 2  # landscape + portrait canvas
+  assert tracker.trace_counts["search_search"] <= 2  # landscape + portrait
 
 
 def test_grey_frame_tracks_like_replicated_rgb(tracker):
@@ -212,28 +215,33 @@ def test_multi_target_equals_single_target_runs(tracker):
     assert r.score == pytest.approx(single.score, abs=1e-5)
 
 
-def test_batched_tracking_equals_single_runs(tracker):
-  # Two sequences of different sizes that share the 128x160 canvas.
-  sizes = [(96, 128), (90, 120)]
-  boxes = [(20, 30, 30, 24), (15, 20, 40, 30)]
-  f0 = [smooth_frame(20 + i, hw) for i, hw in enumerate(sizes)]
-  f1 = [smooth_frame(30 + i, hw) for i, hw in enumerate(sizes)]
-  tracker.init_batch(f0, boxes)
-  got = tracker.track_batch(f1)
-  assert len(got) == 2
-  for i in range(2):
-    tracker.init(f0[i], boxes[i])
-    want = tracker.track(f1[i])
-    _check_result(tracker, got[i], sizes[i])
-    np.testing.assert_allclose(got[i].box, want.box, rtol=1e-5, atol=1e-3)
-    assert got[i].score == pytest.approx(want.score, abs=1e-5)
-  n = tracker.trace_counts["search_batch"]
-  tracker.track_batch(f0)
-  assert tracker.trace_counts["search_batch"] == n
-  with pytest.raises(ValueError, match="does not fit the canvas"):
-    tracker.track_batch([f1[0], smooth_frame(0, (128, 96))])
-  with pytest.raises(ValueError, match="expects 2 frames"):
-    tracker.track_batch(f1[:1])
+def test_engine_batch_with_mixed_canvases_equals_tracker(tracker, tmp_path):
+  # Tiny scale (160, 128): 96x128 -> canvas 128x160, 128x96 -> 160x128,
+  # 100x100 -> 128x128, 60x200 -> 48x160 (s = 0.8). Sequence "mix" changes
+  # size mid-way; B = 3 puts sequences of different canvases side by side.
+  seqs = (("land", [(96, 128)] * 4, (20, 30, 30, 24)),
+          ("port", [(128, 96)] * 3, (15, 20, 40, 30)),
+          ("mix", [(96, 128), (100, 100), (60, 200), (96, 128)],
+           (30, 10, 50, 40)),
+          ("wide", [(60, 200)] * 2, (100, 10, 40, 30)))
+  records = make_sequences(str(tmp_path), seqs, seed=4)
+  canvases = {tracker.engine.canvas_hw(hw) for _, sizes, _ in seqs
+              for hw in sizes}
+  assert len(canvases) == 4  # the test covers four different canvases
+  got = {}
+  engine.track_sequences(
+      engine.SearchEngine.from_tracker(tracker), records, batch_size=3,
+      on_sequence=lambda rec, res: got.setdefault(rec.name, res),
+      num_workers=0, progress=False)
+  assert sorted(got) == sorted(r.name for r in records)
+  for rec in records:
+    tracker.init(read_rgb(rec.frame_paths[0]), rec.boxes[0])
+    res = got[rec.name]
+    np.testing.assert_array_equal(res.boxes[0], rec.boxes[0])
+    for t in range(1, len(rec)):
+      want = tracker.track(read_rgb(rec.frame_paths[t]))
+      np.testing.assert_allclose(res.boxes[t], want.box, atol=1e-3)
+      assert res.scores[t] == pytest.approx(want.score, abs=1e-5)
 
 
 def test_partly_outside_init_box_is_bounded(tracker):

@@ -21,10 +21,10 @@ import optax
 import pytest
 
 from gt_jax import checkpoint
-from gt_jax import losses
-from gt_jax import sharding
-from gt_jax import train_lib
-from gt_jax import train_loop
+from gt_jax.training import losses
+from gt_jax.training import sharding
+from gt_jax.training import step as train_lib
+from gt_jax.training import loop as train_loop
 from gt_jax.config import load_config
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -342,7 +342,7 @@ _MULTI = textwrap.dedent("""
     import sys
     import jax, numpy as np
     sys.path[:0] = [{root!r}, {tests!r}]
-    from gt_jax import sharding, train_loop
+    from gt_jax.training import loop as train_loop, sharding
     from test_train import make_batch, tiny_cfg
     assert jax.device_count() == 4
     mesh = sharding.make_mesh(4)
@@ -415,7 +415,8 @@ def _one_pair(b: int = 4) -> tuple[dict[str, np.ndarray], np.ndarray]:
 
 @pytest.mark.slow
 def test_overfits_one_pair():
-  from gt_jax import boxes, inference  # pylint: disable=g-import-not-at-top
+  from gt_jax.boxes import jnp_boxes as boxes  # pylint: disable=g-import-not-at-top
+  from gt_jax.tracking import search as inference  # pylint: disable=g-import-not-at-top
   # lr 0.04 * 4 / 8 = 0.02, x0.1 at steps 304 and 352 (16 steps / epoch).
   cfg = tiny_cfg(**{"optim.base_lr": 0.04, "optim.decay_epochs": (19, 22)})
   mesh = sharding.make_mesh(1)

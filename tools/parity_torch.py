@@ -718,7 +718,7 @@ def main(argv=None):
   # pylint: disable=g-import-not-at-top
   from gt_jax.checkpoint import load_mmdet_weights
   from gt_jax.config import load_config
-  from gt_jax.tracker import Tracker
+  from gt_jax.tracking.tracker import Tracker
   # pylint: enable=g-import-not-at-top
 
   if not (args.reuse and os.path.exists(args.checkpoint)):

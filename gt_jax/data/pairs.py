@@ -37,7 +37,7 @@ from typing import Any, Callable, Mapping, Sequence
 import numpy as np
 from PIL import Image
 
-from gt_jax import geometry
+from gt_jax.boxes import np_boxes
 
 # Official Seq2Pair frame filters (LS §13.4; neuron `Seq2Pair._filter`).
 _MIN_AREA = 20.0  # area > 20
@@ -76,8 +76,8 @@ class PairSpec:
 
 # Former local helpers, now shared with gt_jax/preprocess.py (kept for
 # importers): float64 xywh -> legacy xyxy, and bounding to [0, W-1] x [0, H-1].
-xywh_to_xyxy = geometry.xywh_to_xyxy
-clip_to_image = geometry.clip_boxes
+xywh_to_xyxy = np_boxes.xywh_to_xyxy
+clip_to_image = np_boxes.clip_boxes
 
 
 def load_rgb(path: str) -> np.ndarray:
@@ -131,9 +131,9 @@ class ImagePairSource:
       if not keep.any():
         continue
       self._refs.append(rec.path)
-      xyxy = geometry.xywh_to_xyxy(boxes[keep])
+      xyxy = np_boxes.xywh_to_xyxy(boxes[keep])
       self._boxes.append(
-          geometry.clip_boxes(xyxy, h, w).astype(np.float32))
+          np_boxes.clip_boxes(xyxy, h, w).astype(np.float32))
       landscape.append(w > h)
     self.landscape = np.asarray(landscape, bool)
 
@@ -282,8 +282,8 @@ class SequencePairSource:
     qi, si = np.searchsorted(frames, [qf, sf])
     h, w = self._hw[s]
     # Official: both boxes are bounded with the query frame's size.
-    boxes = geometry.clip_boxes(
-        geometry.xywh_to_xyxy(self._boxes[s][[qi, si]]), h, w)
+    boxes = np_boxes.clip_boxes(
+        np_boxes.xywh_to_xyxy(self._boxes[s][[qi, si]]), h, w)
     boxes = boxes.astype(np.float32)
     return PairSpec(self._paths[s][qi], self._paths[s][si], boxes[:1],
                     boxes[1:], bool(self.landscape[index]),

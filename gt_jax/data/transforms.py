@@ -24,7 +24,8 @@ from typing import Any, Sequence
 import cv2
 import numpy as np
 
-from gt_jax import geometry
+from gt_jax.boxes import np_boxes
+from gt_jax.boxes import rescale
 
 # Official: the interpolation is drawn uniformly from these five (LS §13.5).
 INTERPOLATIONS = (cv2.INTER_LINEAR, cv2.INTER_CUBIC, cv2.INTER_AREA,
@@ -104,21 +105,21 @@ def photometric_distort(img: np.ndarray, p: Photometric) -> np.ndarray:
 
 def rescale_factor(height: int, width: int, scale: Sequence[int],
                    canvas_hw: Sequence[int] | None = None) -> float:
-  """Official keep-ratio factor (`geometry.rescale_factor`), canvas-capped.
+  """Official keep-ratio factor (`rescale.rescale_factor`), canvas-capped.
 
   `scale` is (long, short), e.g. (1333, 800). With `canvas_hw`, s is also
   capped so that the resized image fits the canvas (only binds for an image
   whose orientation differs from its batch's, which the official pipeline,
   padding each image separately, never needs).
   """
-  s = geometry.rescale_factor(height, width, scale)
+  s = rescale.rescale_factor(height, width, scale)
   if canvas_hw is not None:
     s = min(s, canvas_hw[0] / height, canvas_hw[1] / width)
   return s
 
 
 # (H', W') = (int(H s + 0.5), int(W s + 0.5)), the official rounding.
-rescaled_size = geometry.scaled_size
+rescaled_size = rescale.scaled_size
 
 
 def flip_boxes(boxes: np.ndarray, width: int) -> np.ndarray:
@@ -142,7 +143,7 @@ def inside_image(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
 def clip_boxes(boxes: np.ndarray, height: int, width: int) -> np.ndarray:
   """Official bounding of (K, 4) to the padded size: x to [0, W-1], y to
   [0, H-1], then x2 >= x1 and y2 >= y1; float32."""
-  return geometry.clip_boxes(boxes, height, width, fix_order=True,
+  return np_boxes.clip_boxes(boxes, height, width, fix_order=True,
                              dtype=np.float32)
 
 
@@ -238,7 +239,7 @@ class PairTransform:
               canvas: tuple[int, int]) -> tuple[int, int]:
     """The official padded size (next multiple of size_divisor), which boxes
     are clipped to; never beyond the canvas."""
-    ph, pw = geometry.padded_size(hw, self.size_divisor)
+    ph, pw = rescale.padded_size(hw, self.size_divisor)
     return min(ph, canvas[0]), min(pw, canvas[1])
 
   def _image(

@@ -22,74 +22,18 @@ are frames whose GT is invalid or marked not visible.
 from __future__ import annotations
 
 import dataclasses
-import functools
 from typing import Any, Sequence
 
-import jax
-import jax.numpy as jnp
 import numpy as np
-import tqdm
 
-from gt_jax import boxes as box_lib
-from gt_jax import inference
+from gt_jax.boxes import np_boxes
 from gt_jax.data.records import SequenceRecord
-from gt_jax.evaluation import runner
-from gt_jax.evaluation.frame_loader import FramePrefetcher
-from gt_jax.model.qg_rcnn import QGRCNN
-from gt_jax.ops.nms import nms
-from gt_jax.ops.proposals import rpn_proposals
+from gt_jax.tracking.engine import as_engine
+from gt_jax.tracking.engine import track_sequences
 
 IOU_THRESHOLDS = np.round(np.linspace(0.5, 0.95, 10), 2)
 DEFAULT_KS = (1, 5, 10, 100, 500, 1000)
 STAGES = ("QG-RPN", "QG-RCNN")
-
-
-def candidates_step(model: QGRCNN, scfg: inference.SearchConfig,
-                    rcnn_nms_thr: float, variables: Any, image: jax.Array,
-                    img_hw: jax.Array, scale: jax.Array,
-                    kernels: Any) -> dict[str, jax.Array]:
-  """Both stages' ranked candidates for one frame and one target.
-
-  Args:
-    model, scfg, rcnn_nms_thr: static; variables: {"params", "batch_stats"}.
-    image: (Hc, Wc, 3) canvas; img_hw: (2,) resized size; scale: () the
-      rescale factor s; kernels: {"rpn": (1, 5, C), "rcnn": (1, 7, 7, C)}.
-
-  Returns:
-    rpn (P, 4), rpn_valid (P,), rcnn (P, 4), rcnn_valid (P,): legacy xyxy
-    in original pixels, best first (P = test rpn_max_num).
-  """
-  anchors = [jnp.asarray(a, jnp.float32) for a in box_lib.all_level_anchors(
-      tuple(image.shape[:2]), scfg.anchor_strides, scfg.anchor_scales,
-      scfg.anchor_ratios)]
-  feats = [f[0] for f in model.apply(variables, image[None],
-                                     method=QGRCNN.features)]
-  cls, deltas = model.apply(variables, feats, kernels["rpn"][0],
-                            method=QGRCNN.rpn_outputs)
-  props, _, pvalid = rpn_proposals(cls, deltas, anchors, img_hw, scfg.nms_pre,
-                                   scfg.nms_post, scfg.max_num, scfg.nms_thr,
-                                   stds=scfg.rpn_stds)
-  logits, rdeltas = model.apply(variables, feats, props, kernels["rcnn"][0],
-                                method=QGRCNN.rcnn_outputs)
-  probs = jax.nn.softmax(logits.astype(jnp.float32), axis=-1)[:, 1]
-  dets = box_lib.decode(props, rdeltas[:, 4:8].astype(jnp.float32),
-                        stds=scfg.rcnn_stds, max_shape=img_hw) / scale
-  # official multiclass_nms: candidates with score > 0 (strict).
-  score = jnp.where(pvalid & (probs > 0), probs, -jnp.inf)
-  keep, kvalid = nms(dets, score, rcnn_nms_thr, props.shape[0])
-  return dict(rpn=props / scale, rpn_valid=pvalid, rcnn=dets[keep],
-              rcnn_valid=kvalid)
-
-
-def legacy_iou(boxes: np.ndarray, gt: np.ndarray) -> np.ndarray:
-  """+1 IoU of (P, 4) legacy xyxy boxes with one (4,) box -> (P,)."""
-  b = np.asarray(boxes, np.float64)
-  g = np.asarray(gt, np.float64)
-  iw = np.minimum(b[:, 2], g[2]) - np.maximum(b[:, 0], g[0]) + 1
-  ih = np.minimum(b[:, 3], g[3]) - np.maximum(b[:, 1], g[1]) + 1
-  inter = np.clip(iw, 0, None) * np.clip(ih, 0, None)
-  area = lambda x: (x[..., 2] - x[..., 0] + 1) * (x[..., 3] - x[..., 1] + 1)
-  return inter / (area(b) + area(g) - inter)
 
 
 def best_iou_at_k(boxes: np.ndarray, valid: np.ndarray, gt_xywh: np.ndarray,
@@ -104,9 +48,8 @@ def best_iou_at_k(boxes: np.ndarray, valid: np.ndarray, gt_xywh: np.ndarray,
   Returns:
     (len(ks),) float64 (0 where no candidate).
   """
-  g = np.asarray(gt_xywh, np.float64)
-  gt = np.array([g[0], g[1], g[0] + g[2] - 1, g[1] + g[3] - 1])
-  ious = np.where(valid, legacy_iou(boxes, gt), 0.0)
+  gt = np_boxes.xywh_to_xyxy(np.asarray(gt_xywh, np.float64)[None])
+  ious = np.where(valid, np_boxes.pairwise_iou(boxes, gt)[:, 0], 0.0)
   ious = np.nan_to_num(ious, nan=0.0)
   best = np.maximum.accumulate(ious) if len(ious) else np.zeros(1)
   return np.asarray([best[min(k, len(best)) - 1] if k >= 1 else 0.0
@@ -135,54 +78,58 @@ class RecallResult:
 
 def run_recall(tracker: Any, records: Sequence[SequenceRecord],
                ks: Sequence[int] = DEFAULT_KS, frame_stride: int = 1,
-               max_frames: int | None = None, num_workers: int = 2,
-               progress: bool = True) -> RecallResult:
+               max_frames: int | None = None, batch_size: int = 1,
+               num_workers: int = 2, progress: bool = True) -> RecallResult:
   """Runs both stages on the frames of `records` and collects best IoUs.
 
+  The frames go through the tracking engine (`track_sequences` with an
+  `on_frame` hook, so the search step's own proposals and ranked class-1
+  detections are measured); only the scored frames are searched (the
+  tracker keeps no state between frames).
+
   Args:
-    tracker: a `runner.SearchEngine` or a `Tracker`.
+    tracker: a `SearchEngine` or a `Tracker`.
     records: sequences with per-frame GT (frame 0 = the query).
     ks: candidate counts (sorted ascending in the result).
     frame_stride: score every k-th frame.
     max_frames: at most this many scored frames per sequence.
+    batch_size: sequences per device step.
     num_workers: decoding threads.
     progress: show a tqdm bar.
+
+  Returns:
+    A `RecallResult`; frames in record order, then frame order.
   """
-  engine = runner.as_engine(tracker)
-  scfg = inference.search_config(engine.cfg)
-  step = _step_fn(engine.model, scfg, float(engine.cfg.test.rcnn_nms_thr))
+  engine = as_engine(tracker)
   ks = tuple(sorted(int(k) for k in ks))
-  best = {s: [] for s in STAGES}
-  with FramePrefetcher(engine.load, num_workers, 4) as loader, \
-      tqdm.tqdm(unit="frame", disable=not progress) as pbar:
-    for rec in records:
-      if len(rec.boxes) != len(rec):
-        raise ValueError(f"{rec.name}: recall needs a GT box for every frame")
-      ids = [i for i in range(frame_stride, len(rec), frame_stride)
-             if rec.valid[i] and rec.visible[i]][:max_frames]
-      if not ids:
-        continue
-      loader.start(rec.name, [rec.frame_paths[i] for i in [0, *ids]])
-      kernels = engine.query(loader.next(rec.name), rec.boxes[0],
-                             f"{rec.name}: init box")
-      for i in ids:
-        pre = loader.next(rec.name)
-        out = jax.device_get(step(engine.variables, pre.image,
-                                  np.asarray(pre.img_hw, np.int32),
-                                  np.float32(pre.scale), kernels))
-        for stage, key in zip(STAGES, ("rpn", "rcnn")):
-          best[stage].append(best_iou_at_k(out[key], out[key + "_valid"],
-                                           rec.boxes[i], ks))
-        pbar.update(1)
-      loader.stop(rec.name)
-  return RecallResult(ks, {s: np.asarray(v, np.float64).reshape(-1, len(ks))
-                           for s, v in best.items()})
+  scored: dict[str, list[int]] = {}
+  for rec in records:
+    if len(rec.boxes) != len(rec):
+      raise ValueError(f"{rec.name}: recall needs a GT box for every frame")
+    ids = [i for i in range(frame_stride, len(rec), frame_stride)
+           if rec.valid[i] and rec.visible[i]][:max_frames]
+    if ids:
+      scored[rec.name] = [0, *ids]
+  best: dict[tuple[str, int], dict[str, np.ndarray]] = {}
 
+  def on_frame(rec: SequenceRecord, t: int, out: dict[str, np.ndarray]):
+    s = out["scale"]
+    best[rec.name, t] = {
+        "QG-RPN": best_iou_at_k(out["proposals"] / s, out["proposal_valid"],
+                                rec.boxes[t], ks),
+        "QG-RCNN": best_iou_at_k(out["detections"] / s,
+                                 out["detection_valid"], rec.boxes[t], ks)}
 
-@functools.lru_cache(maxsize=8)
-def _step_fn(model, scfg, rcnn_nms_thr):
-  return jax.jit(functools.partial(candidates_step, model, scfg,
-                                   rcnn_nms_thr))
+  todo = [r for r in records if r.name in scored]
+  track_sequences(engine, todo, batch_size=batch_size,
+                  frame_ids=lambda rec: scored[rec.name], on_frame=on_frame,
+                  num_workers=num_workers, progress=progress,
+                  desc="recall")
+  order = [(r.name, t) for r in todo for t in scored[r.name][1:]]
+  return RecallResult(ks, {
+      stage: np.asarray([best[k][stage] for k in order],
+                        np.float64).reshape(-1, len(ks))
+      for stage in STAGES})
 
 
 def format_table(res: RecallResult) -> str:

@@ -96,6 +96,8 @@ def add_recall_parser(subparsers: Any) -> argparse.ArgumentParser:
   p.add_argument("--max-frames", type=int, default=None,
                  help="scored frames per sequence at most")
   p.add_argument("--max-sequences", type=int, default=None)
+  p.add_argument("--batch-size", type=int, default=1,
+                 help="sequences per device step")
   p.set_defaults(handler=handle_recall)
   return p
 
@@ -103,19 +105,19 @@ def add_recall_parser(subparsers: Any) -> argparse.ArgumentParser:
 def load_engine(config: str, overrides: Sequence[str] = (),
                 checkpoint: str | None = None,
                 random_init: int | None = None):
-  """Config + weights -> (cfg, `runner.SearchEngine`)."""
+  """Config + weights -> (cfg, `SearchEngine`)."""
   import jax
   from gt_jax import checkpoint as ckpt_lib
   from gt_jax.config import load_config
-  from gt_jax.evaluation import runner
   from gt_jax.model.build import build_model, init_variables
+  from gt_jax.tracking.engine import SearchEngine
   cfg = load_config(config, overrides)
   model = build_model(cfg.model, cfg.get("compute_dtype", "float32"))
   if checkpoint:
     variables = ckpt_lib.restore_variables(checkpoint)
   else:
     variables = init_variables(model, jax.random.PRNGKey(int(random_init)))
-  return cfg, runner.SearchEngine(cfg, variables, model)
+  return cfg, SearchEngine(cfg, variables, model)
 
 
 def _overrides(extra: Sequence[str], command: str) -> list[str]:
@@ -171,8 +173,11 @@ def handle_recall(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
     records = _records(args)[:args.max_sequences]
     _, engine = load_engine(args.config, overrides, args.checkpoint,
                             args.random_init)
-    res = recall.run_recall(engine, records, ks, args.frame_stride,
-                            args.max_frames, args.workers,
+    res = recall.run_recall(engine, records, ks,
+                            frame_stride=args.frame_stride,
+                            max_frames=args.max_frames,
+                            batch_size=args.batch_size,
+                            num_workers=args.workers,
                             progress=not args.no_progress)
   except (ValueError, OSError, KeyError) as e:
     print(f"evaluate.py recall: error: {e}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import jax
@@ -63,4 +64,10 @@ def init_variables(model: QGRCNN, rng: jax.Array,
   """
   images = jnp.zeros((1, *canvas_hw, 3), jnp.float32)
   box = jnp.array([[8.0, 8.0, 40.0, 40.0]], jnp.float32)
-  return jax.jit(model.init)(rng, images, box)
+  return _jitted_init(model)(rng, images, box)
+
+
+@functools.lru_cache(maxsize=16)
+def _jitted_init(model: QGRCNN):
+  """`model.init` compiled once per (hashable) model."""
+  return jax.jit(model.init)

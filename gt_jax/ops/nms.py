@@ -26,7 +26,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gt_jax import boxes as box_lib
+from gt_jax.boxes import jnp_boxes as box_lib
 
 
 def _greedy_block(cand: jax.Array, overlap: jax.Array) -> jax.Array:

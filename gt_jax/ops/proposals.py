@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 from jax import lax
 
-from gt_jax import boxes as box_lib
+from gt_jax.boxes import jnp_boxes as box_lib
 from gt_jax.ops import nms as nms_lib
 
 

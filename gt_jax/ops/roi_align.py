@@ -28,7 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gt_jax import boxes as box_lib
+from gt_jax.boxes import jnp_boxes as box_lib
 
 
 def map_roi_levels(rois: jax.Array, num_levels: int = 4,

@@ -21,7 +21,8 @@ from typing import Sequence
 import cv2
 import numpy as np
 
-from gt_jax import geometry
+from gt_jax.boxes import np_boxes
+from gt_jax.boxes import rescale
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,12 +86,12 @@ def rescale_size(hw: tuple[int, int],
     `W' = int(W s + 0.5)` (round half up), e.g. 480x640 -> (5/3, (800, 1067)).
   """
   h, w = int(hw[0]), int(hw[1])
-  s = geometry.rescale_factor(h, w, scale)
-  return s, geometry.scaled_size(h, w, s)
+  s = rescale.rescale_factor(h, w, scale)
+  return s, rescale.scaled_size(h, w, s)
 
 
 # (H, W) rounded up to a multiple; kept here for the callers of this module.
-padded_size = geometry.padded_size
+padded_size = rescale.padded_size
 
 
 def preprocess_frame(frame: np.ndarray,
@@ -186,9 +187,9 @@ def query_box(box_xywh: Sequence[float], scale: float,
   if np.shape(box_xywh) != (4,):
     raise ValueError(f"query_box: box_xywh must be (x, y, w, h), got shape "
                      f"{np.shape(box_xywh)}")
-  b = geometry.xywh_to_xyxy(box_xywh, np.float32) * np.float32(scale)
+  b = np_boxes.xywh_to_xyxy(box_xywh, np.float32) * np.float32(scale)
   hp, wp = pad_hw
-  return geometry.clip_boxes(b, hp, wp, fix_order=True, dtype=np.float32)
+  return np_boxes.clip_boxes(b, hp, wp, fix_order=True, dtype=np.float32)
 
 
 def box_to_original_xywh(box_xyxy: np.ndarray, scale: float) -> np.ndarray:
@@ -197,4 +198,4 @@ def box_to_original_xywh(box_xyxy: np.ndarray, scale: float) -> np.ndarray:
   Official: the four corners are divided by s, no other clipping (LS §2);
   then `w = x2 - x1 + 1`. float64 output.
   """
-  return geometry.xyxy_to_xywh(np.asarray(box_xyxy, np.float64) / scale)
+  return np_boxes.xyxy_to_xywh(np.asarray(box_xyxy, np.float64) / scale)

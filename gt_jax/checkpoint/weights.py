@@ -1,9 +1,7 @@
-"""Weight import (PyTorch `.pth` -> Flax variables) and orbax save/restore.
+"""Weight import: PyTorch `.pth` -> Flax variables (no torch needed).
 
-Imports never need torch: files are read by `gt_jax.pth_reader`. Every
-format goes through one explicit name map, `checkpoint_layout(model_cfg)` of
-`gt_jax.checkpoint_layout` (re-exported here with `LayoutEntry` and
-`expected_variable_shapes`): the official mmdet-v1 key, its PyTorch shape,
+Files are read by `pth_reader` (a whitelisting unpickler). Every format goes
+through one explicit name map, `checkpoint_layout(model_cfg)` of `layout.py`: the official mmdet-v1 key, its PyTorch shape,
 the Flax variable path and the conversion (LS §12, Appendix A). Missing,
 unexpected and mis-shaped keys are collected and reported in one error.
 
@@ -19,19 +17,12 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
-from gt_jax import pth_reader
-from gt_jax.checkpoint_layout import (MODULATOR_GROUPS, LayoutEntry,
+from gt_jax.checkpoint import pth_reader
+from gt_jax.checkpoint.layout import (MODULATOR_GROUPS, LayoutEntry,
                                       backbone_layout, checkpoint_layout,
                                       convert_tensor, expected_variable_shapes,
                                       model_fields)
 
-__all__ = [
-    "CheckpointMismatchError", "FORMATS", "LayoutEntry", "checkpoint_layout",
-    "expected_variable_shapes", "flatten_variables", "load_mmdet_faster_rcnn",
-    "load_mmdet_weights", "load_torchvision_resnet50", "load_weights",
-    "merge_variables", "parameter_counts", "path_str", "restore_info",
-    "restore_variables", "save_variables",
-]
 
 class CheckpointMismatchError(ValueError):
   """A state dict does not match the expected layout (lists every key)."""
@@ -303,72 +294,3 @@ def merge_variables(base: Mapping[str, Any],
   for p, leaf in flat.items():
     _set_nested(out, p, leaf)
   return out
-
-
-def save_variables(directory: str | os.PathLike[str],
-                   variables: Mapping[str, Any],
-                   info: Mapping[str, Any] | None = None,
-                   overwrite: bool = False) -> str:
-  """Writes variables (and a small JSON `info`) as an orbax checkpoint.
-
-  Orbax writes into a temporary directory and renames it when complete, so
-  a crash never leaves a half-written `directory`.
-
-  Args:
-    directory: the checkpoint directory to create.
-    variables: a pytree of arrays (numpy or jax; fetched to host).
-    info: JSON-serialisable provenance, e.g. the source file and the paths
-      initialised from scratch (read back with `restore_info`).
-    overwrite: replace an existing `directory`.
-
-  Returns:
-    The absolute checkpoint directory.
-
-  Raises:
-    FileExistsError: `directory` exists and `overwrite` is False.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  directory = os.path.abspath(os.fspath(directory))
-  if os.path.exists(directory) and not overwrite:
-    raise FileExistsError(f"checkpoint directory exists: {directory!r} "
-                          "(pass overwrite=True to replace it)")
-  host = jax.tree.map(np.asarray, jax.device_get(dict(variables)))
-  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
-    ckptr.save(directory, args=ocp.args.Composite(
-        variables=ocp.args.StandardSave(host),
-        info=ocp.args.JsonSave(dict(info or {}))), force=overwrite)
-  return directory
-
-
-def _composite_restore(directory: str, item: str) -> Any:
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
-  if not os.path.isdir(directory):
-    raise FileNotFoundError(f"checkpoint directory not found: {directory!r}")
-  if not os.path.isdir(os.path.join(directory, item)):
-    raise ValueError(f"{directory}: not a checkpoint written by "
-                     f"save_variables (no {item!r} item)")
-  restore = (ocp.args.StandardRestore() if item == "variables" else
-             ocp.args.JsonRestore())
-  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
-    return ckptr.restore(directory, args=ocp.args.Composite(
-        **{item: restore}))[item]
-
-
-def restore_variables(directory: str | os.PathLike[str]) -> dict[str, Any]:
-  """Reads variables written by `save_variables` (numpy arrays on host).
-
-  Raises:
-    FileNotFoundError: no such directory.
-    ValueError: the directory is not such a checkpoint.
-  """
-  import jax  # pylint: disable=g-import-not-at-top
-  tree = _composite_restore(os.path.abspath(os.fspath(directory)),
-                            "variables")
-  return jax.tree.map(np.asarray, tree)
-
-
-def restore_info(directory: str | os.PathLike[str]) -> dict[str, Any]:
-  """The `info` dict stored by `save_variables` ({} if none was given)."""
-  return dict(_composite_restore(os.path.abspath(os.fspath(directory)),
-                                 "info") or {})

@@ -25,7 +25,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from gt_jax import losses
+from gt_jax.training import losses
 
 PyTree = Any
 

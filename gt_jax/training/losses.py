@@ -20,7 +20,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from gt_jax import boxes as box_lib
+from gt_jax.boxes import anchors as anchor_lib
+from gt_jax.boxes import jnp_boxes as box_lib
 from gt_jax.ops import proposals as proposal_lib
 from gt_jax.ops import sampling
 
@@ -208,7 +209,7 @@ def level_anchors(feats: Sequence[jax.Array],
     raise ValueError(f"{len(feats)} FPN levels but "
                      f"{len(cfg.anchor_strides)} anchor strides")
   return [
-      np.asarray(box_lib.grid_anchors(s, f.shape[-3], f.shape[-2],
+      np.asarray(anchor_lib.grid_anchors(s, f.shape[-3], f.shape[-2],
                                       cfg.anchor_scales, cfg.anchor_ratios),
                  np.float32) for s, f in zip(cfg.anchor_strides, feats)
   ]

@@ -22,8 +22,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from gt_jax import boxes as box_lib
+from gt_jax.boxes import anchors as anchor_lib
+from gt_jax.boxes import jnp_boxes as box_lib
 from gt_jax.model.qg_rcnn import QGRCNN
+from gt_jax.ops.nms import nms
 from gt_jax.ops.proposals import rpn_proposals
 
 Kernels = dict[str, jax.Array]
@@ -41,6 +43,7 @@ class SearchConfig:
   nms_thr: float = 0.7
   rpn_stds: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
   rcnn_stds: tuple[float, ...] = (0.1, 0.1, 0.2, 0.2)
+  rcnn_nms_thr: float = 0.5  # the final class NMS, for `candidates` only.
 
 
 def search_config(cfg: ml_collections.ConfigDict) -> SearchConfig:
@@ -53,7 +56,8 @@ def search_config(cfg: ml_collections.ConfigDict) -> SearchConfig:
       nms_pre=int(t.rpn_nms_pre), nms_post=int(t.rpn_nms_post),
       max_num=int(t.rpn_max_num), nms_thr=float(t.rpn_nms_thr),
       rpn_stds=tuple(float(s) for s in m.rpn_target_stds),
-      rcnn_stds=tuple(float(s) for s in m.rcnn_target_stds))
+      rcnn_stds=tuple(float(s) for s in m.rcnn_target_stds),
+      rcnn_nms_thr=float(t.rcnn_nms_thr))
 
 
 def query_step(model: QGRCNN, variables: Any, image: jax.Array,
@@ -82,14 +86,15 @@ def query_step(model: QGRCNN, variables: Any, image: jax.Array,
 def _anchors(canvas_hw: tuple[int, int],
              cfg: SearchConfig) -> list[np.ndarray]:
   return [
-      np.asarray(a, np.float32) for a in box_lib.all_level_anchors(
+      np.asarray(a, np.float32) for a in anchor_lib.all_level_anchors(
           canvas_hw, cfg.anchor_strides, cfg.anchor_scales, cfg.anchor_ratios)
   ]
 
 
 def search_step(model: QGRCNN, variables: Any, image: jax.Array,
                 img_hw: jax.Array, kernels: Kernels,
-                test_cfg: SearchConfig) -> dict[str, jax.Array]:
+                test_cfg: SearchConfig, scale: jax.Array | float = 1.0,
+                candidates: bool = False) -> dict[str, jax.Array]:
   """Search side: one frame, T targets.
 
   Args:
@@ -99,6 +104,11 @@ def search_step(model: QGRCNN, variables: Any, image: jax.Array,
     img_hw: (2,) int resized unpadded size (H', W') (data, may be traced).
     kernels: {"rpn": (T, 5, C), "rcnn": (T, 7, 7, C)} from `query_step`.
     test_cfg: static `SearchConfig`.
+    scale: () the frame's rescale factor s (data); used by `candidates`.
+    candidates: (static) also return every proposal's decoded class-1 box
+      after the official final class NMS (LS §10.4-§10.5: IoU >
+      `test_cfg.rcnn_nms_thr` on boxes in original pixels, scores > 0),
+      ranked by score: what proposal recall (paper Tables 1-2) measures.
 
   Returns:
     dict with
@@ -107,7 +117,9 @@ def search_step(model: QGRCNN, variables: Any, image: jax.Array,
       index (T,) int32 its proposal index,
       proposals (T, P, 4), proposal_scores (T, P) (RPN sigmoid),
       proposal_valid (T, P) bool, rcnn_scores (T, P) class-1 probabilities
-      (0 where invalid), with P = test_cfg.max_num.
+      (0 where invalid), with P = test_cfg.max_num;
+    with `candidates` also detections (T, P, 4) (resized coordinates, best
+      first), detection_scores (T, P), detection_valid (T, P) bool.
   """
   cfg = test_cfg
   canvas_hw = tuple(image.shape[:2])
@@ -134,31 +146,21 @@ def search_step(model: QGRCNN, variables: Any, image: jax.Array,
     i = jnp.argmax(masked)
     box = box_lib.decode(props[i], rdeltas[i, 4:8].astype(jnp.float32),
                          stds=cfg.rcnn_stds, max_shape=img_hw)
-    return dict(box=box, score=probs[i], index=i.astype(jnp.int32),
-                proposals=props, proposal_scores=pscores,
-                proposal_valid=pvalid,
-                rcnn_scores=jnp.where(pvalid, probs, 0.0))
+    out = dict(box=box, score=probs[i], index=i.astype(jnp.int32),
+               proposals=props, proposal_scores=pscores,
+               proposal_valid=pvalid,
+               rcnn_scores=jnp.where(pvalid, probs, 0.0))
+    if candidates:
+      dets = box_lib.decode(props, rdeltas[:, 4:8].astype(jnp.float32),
+                            stds=cfg.rcnn_stds, max_shape=img_hw)
+      # official multiclass_nms: candidates with score > 0 (strict), NMS on
+      # the boxes rescaled to the original frame.
+      ranked = jnp.where(pvalid & (probs > 0), probs, -jnp.inf)
+      keep, kvalid = nms(dets / scale, ranked, cfg.rcnn_nms_thr,
+                         props.shape[0])
+      out.update(detections=dets[keep],
+                 detection_scores=jnp.where(kvalid, probs[keep], 0.0),
+                 detection_valid=kvalid)
+    return out
 
   return jax.vmap(one_target)(kernels["rpn"], kernels["rcnn"])
-
-
-def batched_search_step(model: QGRCNN, variables: Any, images: jax.Array,
-                        img_hw: jax.Array, kernels: Kernels,
-                        test_cfg: SearchConfig) -> dict[str, jax.Array]:
-  """`search_step` over a leading sequence axis B sharing one canvas.
-
-  Args:
-    images: (B, Hc, Wc, 3); img_hw: (B, 2); kernels: leaves (B, T, ...).
-
-  Returns:
-    The dict of `search_step` with a leading B axis on every entry.
-  """
-  fn = lambda im, hw, k: search_step(model, variables, im, hw, k, test_cfg)
-  return jax.vmap(fn)(images, img_hw, kernels)
-
-
-def batched_query_step(model: QGRCNN, variables: Any, images: jax.Array,
-                       boxes: jax.Array) -> Kernels:
-  """`query_step` over a leading sequence axis: (B, Hc, Wc, 3), (B, T, 4)."""
-  fn = lambda im, b: query_step(model, variables, im, b)
-  return jax.vmap(fn)(images, boxes)

@@ -31,8 +31,8 @@ import ml_collections
 import numpy as np
 import orbax.checkpoint as ocp
 
-from gt_jax import sharding
-from gt_jax import train_lib
+from gt_jax.training import sharding
+from gt_jax.training import step as train_lib
 from gt_jax.model.build import build_model
 
 # Field -> dtype of a training batch (docs/internals.md). Casting on the host
@@ -274,7 +274,8 @@ def _export_model(workdir: str, state: train_lib.TrainState,
   if jax.process_index() == 0:
     path = checkpoint.save_variables(
         os.path.join(workdir, "model"), variables,
-        dict(step=step, variant=cfg.get("variant", "")), overwrite=True)
+        dict(step=step, total_steps=int(cfg.total_steps),
+             variant=cfg.get("variant", "")), overwrite=True)
     _log(f"final weights written to {path}")
 
 
