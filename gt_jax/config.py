@@ -16,6 +16,13 @@ from typing import Any, Iterable, Sequence
 
 import ml_collections
 
+from gt_jax.errors import ConfigError
+from gt_jax.errors import ConfigFieldError
+
+
+class ConfigFileNotFoundError(ConfigError, FileNotFoundError):
+  """The config file of a spec does not exist."""
+
 
 def _split_variant(spec: str) -> tuple[str, str | None]:
   path, sep, variant = spec.rpartition(":")
@@ -36,20 +43,29 @@ def load_config(spec: str,
     The ConfigDict with overrides applied.
 
   Raises:
-    FileNotFoundError: the config file does not exist.
-    ValueError: the file has no get_config, or an override is malformed.
-    KeyError: an override names a field that does not exist.
+    ConfigFileNotFoundError (a FileNotFoundError): no such config file.
+    ConfigError (a ValueError): the file fails to load, has no get_config,
+      rejects the variant, or an override is malformed or mistyped.
+    ConfigFieldError (also a KeyError): an override names a field that
+      does not exist.
   """
   path, variant = _split_variant(spec)
   if not os.path.isfile(path):
-    raise FileNotFoundError(f"config file not found: {path!r}")
+    raise ConfigFileNotFoundError(f"config file not found: {path!r}")
   module_spec = importlib.util.spec_from_file_location(
       f"_gt_jax_config_{abs(hash(os.path.abspath(path)))}", path)
   module = importlib.util.module_from_spec(module_spec)
-  module_spec.loader.exec_module(module)
+  try:
+    module_spec.loader.exec_module(module)
+  except Exception as e:  # a broken config file: name it.
+    raise ConfigError(f"config file {path!r} fails to load: "
+                      f"{type(e).__name__}: {e}") from e
   if not hasattr(module, "get_config"):
-    raise ValueError(f"config file {path!r} defines no get_config(arg)")
-  cfg = module.get_config(variant)
+    raise ConfigError(f"config file {path!r} defines no get_config(arg)")
+  try:
+    cfg = module.get_config(variant)
+  except (ValueError, KeyError, TypeError) as e:  # e.g. an unknown variant.
+    raise ConfigError(f"{spec}: {str(e).strip(chr(39))}") from e
   apply_overrides(cfg, overrides)
   return cfg
 
@@ -68,15 +84,19 @@ def apply_overrides(cfg: ml_collections.ConfigDict,
     item = item.removeprefix("--").removeprefix("config.")
     key, sep, raw = item.partition("=")
     if not sep or not key:
-      raise ValueError(f"override {item!r} is not of the form key=value")
+      raise ConfigError(f"override --config.{item} is not of the form "
+                        "--config.key=value")
     *parents, leaf = key.split(".")
     node = cfg
     for p in parents:
       if p not in node:
-        raise KeyError(f"config has no field {key!r} (no {p!r})")
+        raise ConfigFieldError(f"config has no field {key!r} (no {p!r})")
       node = node[p]
+      if not isinstance(node, ml_collections.ConfigDict):
+        raise ConfigFieldError(f"config has no field {key!r} ({p!r} is a "
+                               "value, not a section)")
     if leaf not in node:
-      raise KeyError(f"config has no field {key!r}")
+      raise ConfigFieldError(f"config has no field {key!r}")
     value = _parse_value(raw)
     old = node[leaf]
     if isinstance(old, float) and isinstance(value, int) and not isinstance(
@@ -88,17 +108,25 @@ def apply_overrides(cfg: ml_collections.ConfigDict,
       value = raw
     try:
       node[leaf] = value
-    except TypeError as e:
-      raise ValueError(
-          f"override {key}={raw!r}: wrong type for field of type "
+    except (TypeError, ValueError) as e:
+      raise ConfigError(
+          f"override --config.{key}={raw}: wrong type for field of type "
           f"{type(old).__name__}") from e
   return cfg
 
 
 def split_config_args(
     argv: Sequence[str]) -> tuple[list[str], list[str]]:
-  """Separates `--config.key=value` overrides from other arguments."""
+  """Separates `--config.key=value` overrides from other arguments.
+
+  Raises:
+    ConfigError: an override without `=` (`--config.total_steps 2`: the
+      value would otherwise be taken for another argument).
+  """
   overrides, rest = [], []
   for a in argv:
+    if a.startswith("--config.") and "=" not in a:
+      raise ConfigError(f"override {a!r} has no value: write {a}=VALUE "
+                        "(with '=', no space)")
     (overrides if a.startswith("--config.") else rest).append(a)
   return overrides, rest

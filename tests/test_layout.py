@@ -19,8 +19,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 PKG = os.path.join(ROOT, "gt_jax")
 
 # Data-flow order: a package may import itself and the packages before it.
-LAYERS = ("config", "boxes", "ops", "model", "checkpoint", "data", "training",
-          "tracking", "evaluation", "demo")
+LAYERS = ("errors", "config", "boxes", "ops", "model", "checkpoint", "data",
+          "training", "tracking", "evaluation", "demo")
 # Thin re-exports kept for the public contract (`gt_jax.tracker.Tracker`,
 # `python -m gt_jax.convert`, `python -m gt_jax.ablations`).
 FACADES = {"tracker": "tracking", "convert": "checkpoint",

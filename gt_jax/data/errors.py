@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 
+from gt_jax.errors import GtJaxError
 
-class DatasetLayoutError(ValueError):
+
+class DatasetLayoutError(GtJaxError, ValueError):
   """A dataset file or folder is missing or malformed.
 
   The message names the file (and the 1-based line where one applies), so a
