@@ -276,14 +276,52 @@ def test_engine_from_tracker_shares_model_and_weights(engine):
   assert e.presence_threshold == engine.cfg.test.presence_threshold
 
 
-def test_missing_frame_names_the_file(engine, records, runs, tmp_path):
-  del runs  # only for the order: reuse its compiled B=1 step.
+def test_unreadable_frames_fail_their_sequence_only(engine, records, runs,
+                                                   tmp_path):
+  """A missing frame, an undecodable middle frame and an undecodable first
+  frame each fail their own sequence (named, with the file); the others are
+  tracked exactly as in a clean run and written; a rerun retries only the
+  failed ones."""
   rec = records[0]
   missing = str(tmp_path / "gone" / "0003.jpg")
-  broken = SequenceRecord("holes", rec.frame_paths[:2] + [missing],
-                          rec.boxes[:3], rec.valid[:3], rec.visible[:3])
+  holes = SequenceRecord("holes", rec.frame_paths[:2] + [missing],
+                         rec.boxes[:3], rec.valid[:3], rec.visible[:3])
+  bad = tmp_path / "bad"
+  bad.mkdir()
+  junk = bad / "junk.jpg"
+  junk.write_bytes(b"\xff\xd8\xff not a jpeg")
+  mid = SequenceRecord("mid", rec.frame_paths[:2] + [str(junk)] +
+                       rec.frame_paths[3:5], rec.boxes[:5], rec.valid[:5],
+                       rec.visible[:5])
+  first = SequenceRecord("first", [str(junk)] + rec.frame_paths[1:3],
+                         rec.boxes[:3], rec.valid[:3], rec.visible[:3])
+  good = list(records[1:3])
+  out = str(tmp_path / "out")
+  s = runner.run_benchmark(engine, [holes, good[0], mid, first, good[1]],
+                           out, batch_size=2, num_workers=2, progress=False,
+                           process_index=0, process_count=1)
+  failed = dict(s.failed)
+  assert sorted(failed) == ["first", "holes", "mid"]
+  assert "gone/0003.jpg" in failed["holes"]
+  assert "junk.jpg" in failed["mid"] and "junk.jpg" in failed["first"]
+  assert s.sequences == 2
+  for name in ("holes", "mid", "first"):
+    assert not os.path.exists(os.path.join(out, f"{name}.txt"))
+  for r in good:  # identical to the clean B=1 run.
+    got, want = _read(out, r.name), _read(runs[1], r.name)
+    np.testing.assert_allclose(got[0], want[0], atol=1e-3)
+  again = runner.run_benchmark(engine, [holes, good[0], mid, first, good[1]],
+                               out, batch_size=2, num_workers=0,
+                               progress=False, process_index=0,
+                               process_count=1)
+  assert (again.skipped, again.sequences, len(again.failed)) == (2, 0, 3)
+  # Without on_error the engine raises, naming the file.
   with pytest.raises(DatasetLayoutError, match="gone/0003.jpg"):
-    runner.run_benchmark(engine, [broken], str(tmp_path / "out"),
-                         num_workers=2, progress=False, process_index=0,
-                         process_count=1)
-  assert not os.path.exists(tmp_path / "out" / "holes.txt")
+    engine_lib.track_sequences(engine, [holes], num_workers=0,
+                               progress=False)
+
+
+def test_zero_sequences_is_an_error(engine, tmp_path):
+  with pytest.raises(ValueError, match="no sequences"):
+    runner.run_benchmark(engine, [], str(tmp_path), progress=False,
+                         process_index=0, process_count=1)

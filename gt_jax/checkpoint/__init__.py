@@ -14,11 +14,13 @@ The public names are re-exported here (`gt_jax.checkpoint.load_mmdet_weights`).
 from gt_jax.checkpoint.layout import LayoutEntry
 from gt_jax.checkpoint.layout import checkpoint_layout
 from gt_jax.checkpoint.layout import expected_variable_shapes
+from gt_jax.checkpoint.orbax_io import is_variables_checkpoint
 from gt_jax.checkpoint.orbax_io import restore_info
 from gt_jax.checkpoint.orbax_io import restore_variables
 from gt_jax.checkpoint.orbax_io import save_variables
 from gt_jax.checkpoint.weights import FORMATS
 from gt_jax.checkpoint.weights import CheckpointMismatchError
+from gt_jax.checkpoint.weights import check_variables_fit
 from gt_jax.checkpoint.weights import flatten_variables
 from gt_jax.checkpoint.weights import load_mmdet_faster_rcnn
 from gt_jax.checkpoint.weights import load_mmdet_weights
@@ -29,8 +31,9 @@ from gt_jax.checkpoint.weights import parameter_counts
 from gt_jax.checkpoint.weights import path_str
 
 __all__ = [
-    "CheckpointMismatchError", "FORMATS", "LayoutEntry", "checkpoint_layout",
-    "expected_variable_shapes", "flatten_variables", "load_mmdet_faster_rcnn",
+    "CheckpointMismatchError", "FORMATS", "LayoutEntry", "check_variables_fit",
+    "checkpoint_layout", "expected_variable_shapes",
+    "is_variables_checkpoint", "flatten_variables", "load_mmdet_faster_rcnn",
     "load_mmdet_weights", "load_torchvision_resnet50", "load_weights",
     "merge_variables", "parameter_counts", "path_str", "restore_info",
     "restore_variables", "save_variables",

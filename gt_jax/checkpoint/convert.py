@@ -18,12 +18,48 @@ merges them into freshly initialised variables. No torch needed.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from typing import Sequence
 
 from gt_jax import checkpoint
-from gt_jax.checkpoint import pth_reader
 from gt_jax.config import load_config
+from gt_jax.errors import GtJaxError
+from gt_jax.errors import run_main
+
+
+class OverwriteRefusedError(GtJaxError, FileExistsError):
+  """`--overwrite` would replace something that is not a gt-jax checkpoint."""
+
+
+def check_output(input_path: str, output_dir: str, overwrite: bool) -> None:
+  """Refuses an output that would destroy anything but an old checkpoint.
+
+  `--overwrite` replaces only a directory written by `save_variables`; never
+  the input file, a folder that contains it, a plain file or any other
+  folder (e.g. `.`).
+
+  Raises:
+    OverwriteRefusedError / FileExistsError: with the reason.
+  """
+  out = os.path.realpath(output_dir)
+  src = os.path.realpath(input_path)
+  if src == out or src.startswith(out.rstrip(os.sep) + os.sep):
+    raise OverwriteRefusedError(
+        f"output {output_dir!r} is or contains the input {input_path!r}; "
+        "choose another output directory")
+  if not os.path.lexists(output_dir):
+    return
+  if not overwrite:
+    raise FileExistsError(f"output {output_dir!r} exists; pass --overwrite "
+                          "to replace a checkpoint written by this command")
+  if not checkpoint.is_variables_checkpoint(output_dir):
+    what = "a file" if not os.path.isdir(output_dir) else (
+        "a directory that is not a gt-jax checkpoint")
+    raise OverwriteRefusedError(
+        f"--overwrite refused: {output_dir!r} is {what}; only a checkpoint "
+        "directory written by `python -m gt_jax.convert` or train.py is "
+        "replaced")
 
 
 def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -43,21 +79,20 @@ def _parse(argv: Sequence[str] | None) -> argparse.Namespace:
   return p.parse_args(argv)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-  """Runs the conversion; returns the process exit status."""
+def _main(argv: Sequence[str]) -> int:
   args = _parse(argv)
-  try:
-    model_cfg = load_config(args.config).model if args.config else None
-    variables, scratch = checkpoint.load_weights(args.input, args.format,
-                                                 model_cfg)
-    info = {"source": args.input, "format": args.format,
-            "config": args.config or "", "initialise_from_scratch": scratch}
-    out = checkpoint.save_variables(args.output_dir, variables, info=info,
-                                    overwrite=args.overwrite)
-  except (FileNotFoundError, FileExistsError, pth_reader.PthFormatError,
-          ValueError) as e:
-    print(f"error: {e}", file=sys.stderr)
-    return 1
+  if not os.path.isfile(args.input):
+    raise FileNotFoundError(f"input {args.input!r}: no such file")
+  check_output(args.input, args.output_dir, args.overwrite)
+  cfg = load_config(args.config) if args.config else None
+  variables, scratch = checkpoint.load_weights(
+      args.input, args.format, cfg.model if cfg is not None else None)
+  info = {"source": args.input, "format": args.format,
+          "config": args.config or "", "initialise_from_scratch": scratch}
+  if cfg is not None:
+    info["variant"] = cfg.get("variant", "")
+  out = checkpoint.save_variables(args.output_dir, variables, info=info,
+                                  overwrite=args.overwrite)
   counts = checkpoint.parameter_counts(variables)
   n_stats = sum(v.size for v in checkpoint.flatten_variables(
       variables.get("batch_stats", {})).values())
@@ -69,6 +104,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"  {len(scratch)} variables left to the initialiser, e.g. "
           + ", ".join(scratch[:4]))
   return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the conversion; returns the process exit status (errors: one
+  line on stderr, status 1; `--debug` shows the traceback)."""
+  return run_main("python -m gt_jax.convert", _main, argv)
 
 
 if __name__ == "__main__":

@@ -48,6 +48,23 @@ def save_variables(directory: str | os.PathLike[str],
   return directory
 
 
+# What `save_variables` writes at the top of a checkpoint directory.
+_CHECKPOINT_ENTRIES = ("variables", "info")
+
+
+def is_variables_checkpoint(directory: str | os.PathLike[str]) -> bool:
+  """True when `directory` looks like a `save_variables` checkpoint: its
+  `variables` and `info` items, nothing that orbax would not write."""
+  directory = os.fspath(directory)
+  if not os.path.isdir(directory) or os.path.islink(directory):
+    return False
+  entries = set(os.listdir(directory))
+  known = set(_CHECKPOINT_ENTRIES) | {"_CHECKPOINT_METADATA",
+                                      "commit_success.txt"}
+  return (all(os.path.isdir(os.path.join(directory, e))
+              for e in _CHECKPOINT_ENTRIES) and entries <= known)
+
+
 def _composite_restore(directory: str, item: str) -> Any:
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   if not os.path.isdir(directory):

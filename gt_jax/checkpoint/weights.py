@@ -17,6 +17,8 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from gt_jax import errors
+
 from gt_jax.checkpoint import pth_reader
 from gt_jax.checkpoint.layout import (MODULATOR_GROUPS, LayoutEntry,
                                       backbone_layout, checkpoint_layout,
@@ -24,7 +26,7 @@ from gt_jax.checkpoint.layout import (MODULATOR_GROUPS, LayoutEntry,
                                       model_fields)
 
 
-class CheckpointMismatchError(ValueError):
+class CheckpointMismatchError(errors.CheckpointMismatchError):
   """A state dict does not match the expected layout (lists every key)."""
 
   def __init__(self, path: str, missing: Sequence[str] = (),
@@ -294,3 +296,38 @@ def merge_variables(base: Mapping[str, Any],
   for p, leaf in flat.items():
     _set_nested(out, p, leaf)
   return out
+
+
+def check_variables_fit(variables: Mapping[str, Any],
+                        expected: Mapping[str, Any], source: str,
+                        hint: str = "", show: int = 3) -> None:
+  """Raises if `variables` differ from `expected` in paths or shapes.
+
+  Args:
+    variables: restored variables (leaves with `.shape`).
+    expected: the model's variables or their `jax.eval_shape` structs.
+    source: the checkpoint, for the message.
+    hint: appended to the message (e.g. which config was assumed).
+    show: how many names of each kind the one-line message lists.
+
+  Raises:
+    CheckpointMismatchError: naming the first missing, unexpected and
+      mis-shaped variables and how many there are.
+  """
+  have = {path_str(k): tuple(np.shape(v))
+          for k, v in flatten_variables(variables).items()}
+  want = {path_str(k): tuple(v.shape)
+          for k, v in flatten_variables(expected).items()}
+  missing = sorted(set(want) - set(have))
+  unexpected = sorted(set(have) - set(want))
+  misshaped = [f"{k} {have[k]} (model: {want[k]})"
+               for k in sorted(set(have) & set(want)) if have[k] != want[k]]
+  if not (missing or unexpected or misshaped):
+    return
+
+  def few(items):
+    return items[:show] + ([f"... {len(items) - show} more"]
+                           if len(items) > show else [])
+
+  raise CheckpointMismatchError(source, few(missing), few(unexpected),
+                                few(misshaped), hint)

@@ -159,6 +159,9 @@ class RunSummary:
   skipped: int = 0  # already done (resume).
   frames: int = 0
   seconds: float = 0.0
+  # (sequence name, one-line reason) of sequences whose frames could not
+  # be read; they have no result file, the others were tracked.
+  failed: list[tuple[str, str]] = dataclasses.field(default_factory=list)
 
   @property
   def fps(self) -> float:
@@ -192,13 +195,17 @@ def run_benchmark(tracker: Any, sequences: Sequence[SequenceRecord],
     on_sequence_done: called with the name after each sequence is written.
 
   Returns:
-    A `RunSummary` of this process's work.
+    A `RunSummary` of this process's work. A sequence with a frame that is
+    missing or cannot be decoded is listed in `failed` (no result file) and
+    the others are tracked; finished sequences are written as they finish.
 
   Raises:
-    ValueError: bad arguments, an invalid init box (naming the sequence).
-    DatasetLayoutError: a frame file that is missing or cannot be decoded.
+    ValueError: bad arguments, no sequences, an invalid init box (naming
+      the sequence).
   """
   engine = as_engine(tracker)
+  if not sequences:
+    raise ValueError("no sequences to track")
   if layout not in LAYOUTS:
     raise ValueError(f"layout={layout!r}; expected one of {LAYOUTS}")
   if batch_size < 1:
@@ -224,13 +231,17 @@ def run_benchmark(tracker: Any, sequences: Sequence[SequenceRecord],
     if on_sequence_done is not None:
       on_sequence_done(rec.name)
 
+  def fail(rec: SequenceRecord, error: Exception) -> None:
+    summary.failed.append((rec.name, str(error)))
+
   done = track_sequences(
       engine, todo, batch_size=batch_size,
       frame_ids=lambda rec: np.arange(0, len(rec), frame_stride),
-      on_sequence=finish, num_workers=num_workers, prefetch=prefetch,
+      on_sequence=finish, on_error=fail, num_workers=num_workers,
+      prefetch=prefetch,
       progress=progress and process_index == 0)
   summary.sequences, summary.frames = done.sequences, done.frames
   summary.seconds = done.seconds
-  if layout == "trackingnet" and process_index == 0:
+  if layout == "trackingnet" and process_index == 0 and not summary.failed:
     write_trackingnet_zip(results_dir, sequences)
   return summary

@@ -48,6 +48,7 @@ import ml_collections
 import numpy as np
 import tqdm
 
+from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord
 from gt_jax.data.sources.frames import image_size, read_rgb
 from gt_jax.model.build import build_model
@@ -63,6 +64,9 @@ OUTPUTS = ("top1", "search", "candidates")
 # on_frame(record, frame_index, outputs): one target's search-step outputs
 # as numpy (no leading axes), plus "scale" (the frame's rescale factor).
 FrameHook = Callable[[SequenceRecord, int, dict[str, np.ndarray]], None]
+# on_error(record, error): a frame of `record` is missing or undecodable;
+# the sequence is dropped (no on_sequence call) and the others go on.
+ErrorHook = Callable[[SequenceRecord, DatasetLayoutError], None]
 
 
 class CompiledSteps:
@@ -232,6 +236,7 @@ class _Seq:
   times: np.ndarray
   next_pos: int = 1  # next position of frame_ids to dispatch.
   collected: int = 1  # positions with results (frame 0 = the init box).
+  failed: bool = False  # a frame could not be read (see ErrorHook).
 
   @classmethod
   def start(cls, rec: SequenceRecord, frame_ids: np.ndarray) -> "_Seq":
@@ -265,10 +270,11 @@ class _GroupRunner:
 
   def __init__(self, engine: SearchEngine, canvas: tuple[int, int], b: int,
                loader: FramePrefetcher, finish: Callable[[_Seq], None],
-               on_frame: FrameHook | None, pbar: Any):
+               on_frame: FrameHook | None, pbar: Any,
+               on_error: ErrorHook | None = None):
     self.engine, self.canvas, self.b = engine, canvas, b
     self.loader, self.finish, self.pbar = loader, finish, pbar
-    self.on_frame = on_frame
+    self.on_frame, self.on_error = on_frame, on_error
     self.outputs = "top1" if on_frame is None else "candidates"
     self.lanes: list[_Seq | None] = [None] * b
     self.kernels = None
@@ -276,6 +282,8 @@ class _GroupRunner:
   def _collect(self, s: _Seq, pos: int, out: dict[str, np.ndarray],
                scale: float, seconds: float) -> None:
     """Stores one frame's result; `out` leaves have no leading axes."""
+    if s.failed:
+      return
     s.boxes[pos] = pp.box_to_original_xywh(out["box"], scale)
     s.scores[pos] = float(out["score"])
     s.times[pos] = seconds
@@ -303,6 +311,16 @@ class _GroupRunner:
     self.pbar.update(1)
     self.lanes[lane] = s
 
+  def _fail(self, lane: int, s: _Seq, error: DatasetLayoutError) -> None:
+    """Drops `s` after a frame read error (re-raised without on_error)."""
+    if self.on_error is None:
+      raise error
+    s.failed = True
+    if self.lanes[lane] is s:
+      self.lanes[lane] = None
+    self.loader.stop(lane)
+    self.on_error(s.rec, error)
+
   def _alone(self, lane: int, s: _Seq, pos: int, pre: pp.Preprocessed):
     """A frame whose canvas differs from the group's: its own canvas."""
     t0 = time.perf_counter()
@@ -320,7 +338,11 @@ class _GroupRunner:
       for i in range(self.b):
         while self.lanes[i] is None and queue:
           s = queue.popleft()
-          self._start(i, s)
+          try:
+            self._start(i, s)
+          except DatasetLayoutError as e:
+            self._fail(i, s, e)
+            continue
           if len(s.frame_ids) == 1:
             self.lanes[i] = None
             self.loader.stop(i)
@@ -332,8 +354,12 @@ class _GroupRunner:
       for i, s in enumerate(self.lanes):
         if s is None:
           continue
+        try:
+          pre = self.loader.next(i)
+        except DatasetLayoutError as e:
+          self._fail(i, s, e)
+          continue
         pos, s.next_pos = s.next_pos, s.next_pos + 1
-        pre = self.loader.next(i)
         if s.next_pos == len(s.frame_ids):  # all dispatched: free the lane.
           self.lanes[i] = None
           self.loader.stop(i)
@@ -375,6 +401,7 @@ def track_sequences(
     on_sequence: Callable[[SequenceRecord, SequenceResult], None]
     | None = None,
     on_frame: FrameHook | None = None,
+    on_error: ErrorHook | None = None,
     num_workers: int = 4, prefetch: int = 4,
     progress: bool = True, desc: str | None = None) -> TrackSummary:
   """Tracks every record (one target each, from its frame-0 box).
@@ -390,6 +417,9 @@ def track_sequences(
     on_frame: called for every tracked frame t >= 1 with the full outputs
       (`search.search_step` with `candidates`); None runs the lean top-1
       step.
+    on_error: called when a frame of a sequence is missing or cannot be
+      decoded; that sequence is dropped and the others are tracked. None:
+      the error is raised.
     num_workers: frame-decoding threads (0: decode in the main thread).
     prefetch: frames decoded ahead per slot.
     progress: show a tqdm bar (frames/s, ETA).
@@ -397,7 +427,8 @@ def track_sequences(
 
   Raises:
     ValueError: bad arguments, an invalid init box (naming the sequence).
-    DatasetLayoutError: a frame file that is missing or cannot be decoded.
+    DatasetLayoutError: a frame file that is missing or cannot be decoded
+      (only without `on_error`).
   """
   if batch_size < 1:
     raise ValueError(f"batch_size must be >= 1, got {batch_size}")
@@ -412,8 +443,15 @@ def track_sequences(
         ids[-1] >= len(rec)):
       raise ValueError(f"{rec.name}: frame_ids must start at 0 and increase "
                        f"within the {len(rec)} frames; got {ids[:8]}...")
-    groups.setdefault(canvas_of(engine, rec),
-                      collections.deque()).append(_Seq.start(rec, ids))
+    try:
+      canvas = canvas_of(engine, rec)
+    except DatasetLayoutError as e:
+      if on_error is None:
+        raise
+      on_error(rec, e)
+      continue
+    groups.setdefault(canvas, collections.deque()).append(
+        _Seq.start(rec, ids))
   summary = TrackSummary()
 
   def finish(s: _Seq) -> None:
@@ -430,6 +468,6 @@ def track_sequences(
     for canvas, queue in groups.items():
       pbar.set_postfix_str(f"canvas {canvas[0]}x{canvas[1]}, B={batch_size}")
       _GroupRunner(engine, canvas, batch_size, loader, finish, on_frame,
-                   pbar).run(queue)
+                   pbar, on_error).run(queue)
   summary.seconds = time.perf_counter() - t0
   return summary
