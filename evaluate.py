@@ -14,6 +14,9 @@ checkpoint (resumable), then reports (OUT defaults to RESULTS/report);
       --checkpoint ckpt/globaltrack --results results/lasot [--batch-size 4]
   python evaluate.py recall --benchmark lasot --root data/LaSOT \
       --checkpoint ckpt/globaltrack --out reports/recall
+
+Errors are one line on stderr with exit status 1; add `--debug` (or set
+GT_JAX_DEBUG=1) for the full traceback.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import logging
 import os
 import sys
 
+from gt_jax.errors import run_main
 from gt_jax.evaluation import protocols
 from gt_jax.evaluation import run_cli
 
@@ -86,7 +90,7 @@ def _run_then_report(args, unknown) -> int:
     return 0
 
 
-def main(argv: list[str] | None = None) -> int:
+def _main(argv: list[str]) -> int:
   logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(message)s")
   parser = argparse.ArgumentParser(
       description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -103,12 +107,14 @@ def main(argv: list[str] | None = None) -> int:
   if args.command == "report":
     if unknown:
       parser.error(f"unrecognized arguments: {' '.join(unknown)}")
-    try:
-      return _report(args)
-    except (ValueError, OSError) as e:
-      print(f"evaluate.py report: error: {e}", file=sys.stderr)
-      return 1
+    return _report(args)
   return args.handler(args, unknown)
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Runs a command; errors are one stderr line and status 1 (`--debug` or
+  GT_JAX_DEBUG=1: the traceback)."""
+  return run_main("evaluate.py", _main, argv)
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ import argparse
 import sys
 
 from gt_jax import config as config_lib
+from gt_jax.errors import run_main
 from gt_jax.training import sharding
 from gt_jax.training import loop as train_loop
 
@@ -25,6 +26,9 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--workdir", required=True, help="output directory")
   parser.add_argument("--no_progress", action="store_true",
                       help="disable the progress bar")
+  parser.add_argument("--debug", action="store_true",
+                      help="show the full traceback of an error (also: "
+                      "GT_JAX_DEBUG=1); default: one line on stderr")
   args = parser.parse_args(rest)
   sharding.maybe_initialize_distributed()
   cfg = config_lib.load_config(args.config, overrides)
@@ -37,4 +41,4 @@ def main(argv: list[str]) -> int:
 
 
 if __name__ == "__main__":
-  sys.exit(main(sys.argv[1:]))
+  sys.exit(run_main("train.py", main, sys.argv[1:]))

@@ -106,8 +106,11 @@ def test_video_frames_are_rgb(tmp_path):
     bgr[..., 2] = 200  # red in OpenCV's BGR order
     writer.write(bgr)
   writer.release()
-  frames = list(track.iter_frames(types.SimpleNamespace(frames=None,
-                                                        video=path)))
+  info = track.VideoInfo()
+  got = list(track.iter_frames(types.SimpleNamespace(frames=None, video=path),
+                               info))
+  assert [t for t, _ in got] == [0, 1, 2] and info.container_frames == 3
+  frames = [f for _, f in got]
   assert len(frames) == 3 and frames[0].shape == (48, 64, 3)
   r, g, b = frames[0].reshape(-1, 3).mean(0)
   assert r > 150 and g < 50 and b < 50

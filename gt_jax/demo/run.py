@@ -44,6 +44,7 @@ from gt_jax.demo.report import TRACKERS
 from gt_jax.demo.training import log
 from gt_jax.demo.training import train_demo
 from gt_jax.demo.training import untrained_variables
+from gt_jax.errors import run_main
 from gt_jax.evaluation import benchmarks
 from gt_jax.evaluation import results_io
 from gt_jax.evaluation import runner
@@ -203,7 +204,13 @@ def lasot_names(root: str) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-  argv = list(sys.argv[1:] if argv is None else argv)
+  """Runs the demo; errors are one stderr line and status 1 (`--debug` or
+  GT_JAX_DEBUG=1: the traceback)."""
+  return run_main("python -m gt_jax.demo", _main, argv)
+
+
+def _main(argv: Sequence[str]) -> int:
+  argv = list(argv)
   overrides, rest = config_lib.split_config_args(argv)
   parser = argparse.ArgumentParser(
       prog="python -m gt_jax.demo", description=__doc__,

@@ -7,7 +7,15 @@
 
 `run` writes `RESULTS/<tracker-name>/...` in the benchmark's layout (see
 `gt_jax.evaluation.runner`); re-running the same command resumes (finished
-sequences are skipped). Several hosts: pass `--distributed` (calls
+sequences are skipped). The folder records what produced it
+(`provenance.json`: weights fingerprint, settings, benchmark, layout); a
+rerun with another model or other settings is refused unless `--retrack`
+(see `gt_jax.evaluation.provenance`). A sequence whose frames cannot be read
+is reported and skipped; the exit status is then 1.
+
+Without `--config`, the config a checkpoint directory records (its `info`:
+`config` spec or `variant`) is used, else the default config; weights that
+do not fit the model are a one-line error naming the variables. Several hosts: pass `--distributed` (calls
 `jax.distributed.initialize()`) or `--process-index/--process-count`; each
 process tracks its own share. Then `evaluate.py report --results RESULTS`.
 
@@ -27,14 +35,17 @@ import os
 import sys
 from typing import Any, Sequence
 
-DEFAULT_CONFIG = "configs/globaltrack_r50_fpn.py"
+_REPO = os.path.dirname(os.path.dirname(os.path.dirname(
+    os.path.abspath(__file__))))
+DEFAULT_CONFIG = os.path.join(_REPO, "configs", "globaltrack_r50_fpn.py")
 
 
 def add_model_args(p: argparse.ArgumentParser) -> None:
   """--config / --checkpoint / --random-init (shared with track.py)."""
-  p.add_argument("--config", default=DEFAULT_CONFIG,
+  p.add_argument("--config", default=None,
                  help="config file[:variant]; override fields with "
-                 "--config.key=value")
+                 "--config.key=value (default: the config the checkpoint "
+                 "records, else configs/globaltrack_r50_fpn.py)")
   g = p.add_mutually_exclusive_group(required=True)
   g.add_argument("--checkpoint",
                  help="orbax checkpoint dir (python -m gt_jax.convert)")
@@ -78,6 +89,10 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
                  help="call jax.distributed.initialize() first")
   p.add_argument("--process-index", type=int, default=None)
   p.add_argument("--process-count", type=int, default=None)
+  p.add_argument("--retrack", action="store_true",
+                 help="the results folder was produced by another model or "
+                 "other settings: move it to RESULTS/.replaced/ and track "
+                 "again (default: refuse)")
   p.set_defaults(handler=handle_run)
   return p
 
@@ -102,22 +117,63 @@ def add_recall_parser(subparsers: Any) -> argparse.ArgumentParser:
   return p
 
 
-def load_engine(config: str, overrides: Sequence[str] = (),
+def recorded_config(checkpoint: str | None) -> str:
+  """The config spec to use when `--config` is omitted.
+
+  A checkpoint's `info` may record `config` (a spec, e.g. by
+  `python -m gt_jax.convert --config`) or `variant` (train.py's export):
+  the spec if its file exists, else the default file with that variant,
+  else the default config.
+  """
+  if not checkpoint:
+    return DEFAULT_CONFIG
+  from gt_jax import checkpoint as ckpt_lib
+  info = ckpt_lib.restore_info(checkpoint)
+  spec = info.get("config")
+  if isinstance(spec, str) and spec:
+    path = spec.rpartition(":")[0] if ".py:" in spec else spec
+    if os.path.isfile(path):
+      return spec
+  variant = info.get("variant")
+  if isinstance(variant, str) and variant:
+    return f"{DEFAULT_CONFIG}:{variant}"
+  return DEFAULT_CONFIG
+
+
+def load_engine(config: str | None, overrides: Sequence[str] = (),
                 checkpoint: str | None = None,
                 random_init: int | None = None):
-  """Config + weights -> (cfg, `SearchEngine`)."""
+  """Config + weights -> (cfg, `SearchEngine`).
+
+  `config=None`: the checkpoint's recorded config (`recorded_config`).
+
+  Raises:
+    ConfigError, FileNotFoundError (no checkpoint), ValueError (not a
+    checkpoint), CheckpointMismatchError: weights that do not fit the model
+    (naming the first variables and the config used).
+  """
   import jax
   from gt_jax import checkpoint as ckpt_lib
   from gt_jax.config import load_config
   from gt_jax.model.build import build_model, init_variables
   from gt_jax.tracking.engine import SearchEngine
-  cfg = load_config(config, overrides)
+  spec = config or recorded_config(checkpoint)
+  cfg = load_config(spec, overrides)
   model = build_model(cfg.model, cfg.get("compute_dtype", "float32"))
   if checkpoint:
     variables = ckpt_lib.restore_variables(checkpoint)
+    expected = jax.eval_shape(
+        lambda: init_variables(model, jax.random.PRNGKey(0)))
+    how = "given" if config else "recorded or default"
+    ckpt_lib.check_variables_fit(
+        variables, expected, checkpoint,
+        hint=f" built from the {how} config {os.path.relpath(spec)}; pass "
+        "the --config it was trained with")
   else:
     variables = init_variables(model, jax.random.PRNGKey(int(random_init)))
-  return cfg, SearchEngine(cfg, variables, model)
+  engine = SearchEngine(cfg, variables, model)
+  engine.config_spec = spec  # what was loaded (for provenance records).
+  return cfg, engine
 
 
 def _overrides(extra: Sequence[str], command: str) -> list[str]:
@@ -129,59 +185,86 @@ def _overrides(extra: Sequence[str], command: str) -> list[str]:
 
 
 def _records(args):
+  """The selected sequences; none is an error that says why."""
+  from gt_jax.data.errors import DatasetLayoutError
   from gt_jax.evaluation import benchmarks
   subset = args.subset
   if subset and subset != benchmarks.AVAILABLE and "," in subset:
     subset = [s for s in subset.split(",") if s]
-  return benchmarks.load_benchmark(args.benchmark, args.root, subset)
+  records = benchmarks.load_benchmark(args.benchmark, args.root, subset)
+  if not records:
+    raise DatasetLayoutError(
+        args.root, f"no {args.benchmark} sequences selected "
+        f"(--subset {args.subset or 'default'}); is --root a "
+        f"{args.benchmark} folder in its own layout, with its sequence "
+        "list non-empty?")
+  return records
 
 
 def handle_run(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
-  """Tracks the benchmark; returns the exit code."""
+  """Tracks the benchmark; returns the exit code (1 when a sequence failed;
+  raises the project's errors, see `gt_jax.errors.run_main`)."""
+  import jax
+  from gt_jax.evaluation import provenance
   from gt_jax.evaluation import runner
-  try:
-    overrides = _overrides(extra, "run")
-    if args.distributed:
-      import jax
-      jax.distributed.initialize()
-    records = _records(args)
-    _, engine = load_engine(args.config, overrides, args.checkpoint,
+  overrides = _overrides(extra, "run")
+  if args.distributed:
+    jax.distributed.initialize()
+  records = _records(args)
+  cfg, engine = load_engine(args.config, overrides, args.checkpoint,
                             args.random_init)
-    out = os.path.join(args.results, args.tracker_name)
-    s = runner.run_benchmark(
-        engine, records, out, batch_size=args.batch_size,
-        layout=args.layout or runner.default_layout(args.benchmark),
-        frame_stride=args.frame_stride, num_workers=args.workers,
-        prefetch=args.prefetch, process_index=args.process_index,
-        process_count=args.process_count, progress=not args.no_progress)
-  except (ValueError, OSError, KeyError) as e:
-    print(f"evaluate.py run: error: {e}", file=sys.stderr)
-    return 1
+  out = os.path.join(args.results, args.tracker_name)
+  layout = args.layout or runner.default_layout(args.benchmark)
+  record = provenance.make_provenance(
+      cfg, jax.device_get(engine.variables), checkpoint=args.checkpoint,
+      config=engine.config_spec, benchmark=args.benchmark, layout=layout,
+      frame_stride=args.frame_stride)
+  count = (args.process_count if args.process_count is not None else
+           jax.process_count())
+  if args.retrack and count > 1:
+    raise ValueError("--retrack with several processes: run it once with "
+                     "one process (or move the folder away yourself)")
+  moved = provenance.check_or_record(out, record, retrack=args.retrack)
+  if moved:
+    print(f"previous results of {out} moved to {moved}", file=sys.stderr)
+  s = runner.run_benchmark(
+      engine, records, out, batch_size=args.batch_size, layout=layout,
+      frame_stride=args.frame_stride, num_workers=args.workers,
+      prefetch=args.prefetch, process_index=args.process_index,
+      process_count=args.process_count, progress=not args.no_progress)
   print(f"{out}: tracked {s.sequences} sequences ({s.frames} frames, "
         f"{s.fps:.2f} frames/s), {s.skipped} already done")
+  for name, reason in s.failed:
+    print(f"evaluate.py run: sequence {name} failed: {reason}",
+          file=sys.stderr)
+  if s.failed:
+    print(f"evaluate.py run: error: {len(s.failed)} sequence(s) failed "
+          "(listed above); fix their frames and rerun the same command to "
+          "track them (finished sequences are kept)", file=sys.stderr)
+    return 1
   return 0
 
 
 def handle_recall(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
-  """Runs the recall analysis; returns the exit code."""
+  """Runs the recall analysis; returns the exit code (raises the project's
+  errors, see `gt_jax.errors.run_main`)."""
   from gt_jax.evaluation import recall
+  overrides = _overrides(extra, "recall")
   try:
-    overrides = _overrides(extra, "recall")
     ks = [int(k) for k in args.ks.split(",") if k.strip()]
-    if not ks or min(ks) < 1:
-      raise ValueError(f"--ks {args.ks!r}: need positive integers")
-    records = _records(args)[:args.max_sequences]
-    _, engine = load_engine(args.config, overrides, args.checkpoint,
-                            args.random_init)
-    res = recall.run_recall(engine, records, ks,
-                            frame_stride=args.frame_stride,
-                            max_frames=args.max_frames,
-                            batch_size=args.batch_size,
-                            num_workers=args.workers,
-                            progress=not args.no_progress)
-  except (ValueError, OSError, KeyError) as e:
-    print(f"evaluate.py recall: error: {e}", file=sys.stderr)
-    return 1
+  except ValueError:
+    ks = []
+  if not ks or min(ks) < 1:
+    raise ValueError(f"--ks {args.ks!r}: need positive integers")
+  records = _records(args)[:args.max_sequences]
+  _, engine = load_engine(args.config, overrides, args.checkpoint,
+                          args.random_init)
+  res = recall.run_recall(engine, records, ks,
+                          frame_stride=args.frame_stride,
+                          max_frames=args.max_frames,
+                          batch_size=args.batch_size,
+                          num_workers=args.workers,
+                          progress=not args.no_progress)
   os.makedirs(args.out, exist_ok=True)
   table = recall.format_table(res)
   with open(os.path.join(args.out, "recall.md"), "w", encoding="utf-8") as f:
