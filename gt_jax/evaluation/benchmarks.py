@@ -140,16 +140,18 @@ def _load_trackingnet(root: str, subset: Subset) -> list[SequenceRecord]:
   return trackingnet.read_trackingnet(root, names=subset)
 
 
-def _load_oxuva(root: str, subset: Subset) -> list[SequenceRecord]:
+def _load_oxuva(root: str, subset: Subset,
+                frames: bool = True) -> list[SequenceRecord]:
   if subset is None:
-    return oxuva.read_oxuva(root, "dev")
+    return oxuva.read_oxuva(root, "dev", frames=frames)
   if subset == AVAILABLE:
-    return oxuva.read_oxuva(root, "dev", skip_missing_videos=True)
+    return oxuva.read_oxuva(root, "dev", skip_missing_videos=True,
+                            frames=frames)
   if isinstance(subset, str):
     if subset not in ("dev", "test"):
       raise _unknown("oxuva", subset, ("dev", "test"))
-    return oxuva.read_oxuva(root, subset)
-  return oxuva.read_oxuva(root, "dev", list(subset))
+    return oxuva.read_oxuva(root, subset, frames=frames)
+  return oxuva.read_oxuva(root, "dev", list(subset), frames=frames)
 
 
 def _first_frames(r: SequenceRecord, n: int) -> SequenceRecord:
@@ -195,14 +197,20 @@ BENCHMARKS: dict[str, Loader] = {
 }
 
 
-def load_benchmark(name: str, root: str,
-                   subset: Subset = None) -> list[SequenceRecord]:
+# Readers that can skip the frames (scoring only; the others list frames).
+_ANNOTATIONS_ONLY = {"oxuva": _load_oxuva}
+
+
+def load_benchmark(name: str, root: str, subset: Subset = None,
+                   frames: bool = True) -> list[SequenceRecord]:
   """Reads benchmark `name` (a key of BENCHMARKS) from `root`.
 
   Args:
     name: e.g. "otb", "lasot", "got10k" (case-insensitive, '-'/'_' ignored).
     root: the benchmark's folder in its own layout.
     subset: see the module docstring.
+    frames: False for scoring: readers that can (OxUvA) read annotations
+      only, without checking or opening any frame (see their docs).
 
   Returns:
     The sequences, in the benchmark's order.
@@ -218,4 +226,6 @@ def load_benchmark(name: str, root: str,
                      f"{sorted(BENCHMARKS)}")
   if not os.path.isdir(root):
     raise DatasetLayoutError(root, f"{name} folder not found")
+  if not frames and key in _ANNOTATIONS_ONLY:
+    return _ANNOTATIONS_ONLY[key](root, subset, frames=False)
   return BENCHMARKS[key](root, subset)

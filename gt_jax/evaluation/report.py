@@ -77,7 +77,8 @@ def load_sequences(benchmark: str, root: str, subset=None):
   if isinstance(subset, str) and "," in subset:
     subset = [n for n in subset.split(",") if n]
   records = benchmarks.load_benchmark(
-      b, root, benchmarks.AVAILABLE if subset is None else subset)
+      b, root, benchmarks.AVAILABLE if subset is None else subset,
+      frames=False)
   if b == "lasot" and not records and subset is None:
     # A copy without any official test sequence: score what is on disk.
     names = sorted(

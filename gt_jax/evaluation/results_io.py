@@ -201,12 +201,14 @@ def list_trackers(results_dir: str,
 
   A folder that holds no files but sub-folders with result files is a
   pytracking `<tracker>/<param>` tree; each sub-folder becomes a tracker
-  `<tracker>/<param>`.
+  `<tracker>/<param>`. Hidden entries (`.replaced/`) are not trackers.
   """
   if not os.path.isdir(results_dir):
     raise ResultFileError(results_dir, "results folder not found")
   out = {}
   for name in sorted(os.listdir(results_dir)):
+    if name.startswith("."):  # e.g. .replaced/ (evaluate.py run --retrack).
+      continue
     p = os.path.join(results_dir, name)
     if os.path.isdir(p):
       entries = os.listdir(p)

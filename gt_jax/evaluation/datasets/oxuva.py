@@ -62,7 +62,8 @@ def _to_xywh(norm: np.ndarray, width: int, height: int) -> np.ndarray:
 
 def read_oxuva(root: str, split: str = "dev",
                names: Sequence[str] | None = None,
-               skip_missing_videos: bool = False) -> list[SequenceRecord]:
+               skip_missing_videos: bool = False,
+               frames: bool = True) -> list[SequenceRecord]:
   """Reads the OxUvA tracks of `split` ("dev" or "test").
 
   Args:
@@ -71,6 +72,11 @@ def read_oxuva(root: str, split: str = "dev",
     names: keep only these `<video>_<object>` tracks (each must exist).
     skip_missing_videos: leave out tasks whose video folder is absent (a
       partial copy) instead of raising.
+    frames: False reads the CSVs only (scoring needs no frames, as in the
+      OxUvA toolkit): no frame is checked or opened, `image_size` is None
+      and `boxes` are in normalised units (x / W, y / H). With
+      `skip_missing_videos`, tasks are skipped only if `images/<split>/`
+      exists (a partial copy); without any images every task is read.
 
   Returns:
     One record per task, in task-file order. meta: `video`, `object`,
@@ -111,20 +117,28 @@ def read_oxuva(root: str, split: str = "dev",
     init_box = _box(f[4:8], tasks_path, i)
     img_dir = os.path.join(root, "images", split, video)
     if not os.path.isdir(img_dir):
-      if skip_missing_videos:
+      if skip_missing_videos and (frames or os.path.isdir(
+          os.path.dirname(img_dir))):
         continue
-      raise DatasetLayoutError(img_dir, f"video of task {name} (line {i} of "
-                               f"{tasks_path}) is missing")
-    frames = numbered_frame_paths(img_dir, "%06d.jpeg", init, last)
-    width, height = image_size(frames[0])
+      if frames:
+        raise DatasetLayoutError(img_dir, f"video of task {name} (line {i} "
+                                 f"of {tasks_path}) is missing")
+    if frames:
+      paths = numbered_frame_paths(img_dir, "%06d.jpeg", init, last)
+      width, height = image_size(paths[0])
+      size = (width, height)
+    else:  # annotations only: normalised units, nothing read from images/.
+      paths = numbered_frame_paths(img_dir, "%06d.jpeg", init, last,
+                                   check=False)
+      width, height, size = 1, 1, None
     meta = {"video": video, "object": obj, "init_frame": init,
-            "last_frame": last, "image_size": (width, height),
+            "last_frame": last, "image_size": size,
             "frame_stride": FRAME_STRIDE}
     if not has_labels:
       boxes = _to_xywh(init_box[None], width, height)
       valid = box_validity(boxes)
       meta["first_frame_only"] = True
-      records.append(SequenceRecord(name, frames, boxes, valid, valid.copy(),
+      records.append(SequenceRecord(name, paths, boxes, valid, valid.copy(),
                                     meta))
       continue
     n = last - init + 1
@@ -148,7 +162,7 @@ def read_oxuva(root: str, split: str = "dev",
     valid = box_validity(boxes)
     meta.update(labelled=labelled, present=present, normalized_boxes=norm,
                 class_name=class_name)
-    records.append(SequenceRecord(name, frames, boxes, valid, present & valid,
+    records.append(SequenceRecord(name, paths, boxes, valid, present & valid,
                                   meta))
   if wanted is not None:
     missing = wanted - {r.name for r in records}
