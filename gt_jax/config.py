@@ -64,8 +64,9 @@ def load_config(spec: str,
     raise ConfigError(f"config file {path!r} defines no get_config(arg)")
   try:
     cfg = module.get_config(variant)
-  except (ValueError, KeyError, TypeError) as e:  # e.g. an unknown variant.
-    raise ConfigError(f"{spec}: {str(e).strip(chr(39))}") from e
+  except Exception as e:  # e.g. an unknown variant; --debug shows where.
+    what = "" if isinstance(e, ValueError) else f"{type(e).__name__}: "
+    raise ConfigError(f"{spec}: {what}{str(e).strip(chr(39))}") from e
   apply_overrides(cfg, overrides)
   return cfg
 
