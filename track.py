@@ -88,6 +88,16 @@ class VideoInfo:
   """What the container says and what reading found (for the summary)."""
   container_frames: int | None = None  # None: unknown or not a video.
   read_failures: int = 0
+  first_failure: int | None = None  # index of the first unreadable frame.
+  read_after_failure: bool = False  # a frame was decoded after it.
+  ended_with_failure: bool = False  # the last frames were unreadable.
+
+  @property
+  def maybe_shifted(self) -> bool:
+    """Frames decoded after a failure may be misplaced: a damaged packet
+    that took the next one with it (OpenCV's position then lies) shows as
+    a stream that runs out before the container's count."""
+    return self.read_after_failure and self.ended_with_failure
 
 
 def iter_frames(args, info: VideoInfo | None = None
@@ -96,8 +106,8 @@ def iter_frames(args, info: VideoInfo | None = None
 
   A frame that cannot be decoded is yielded as a `FrameReadError` at its
   own index (never silently dropped, so later indices do not shift). For a
-  video, a frame the decoder skips is detected from the container's frame
-  position; reading past a failed frame seeks to the next one.
+  video, reading goes on after a failed frame; `info` records what is
+  needed to tell whether later frames may be misplaced (`maybe_shifted`).
   """
   info = info if info is not None else VideoInfo()
   if args.frames:
@@ -126,17 +136,18 @@ def iter_frames(args, info: VideoInfo | None = None
           return  # the end (a short read is reported by the caller).
         info.read_failures += 1
         failures_in_a_row += 1
+        if info.first_failure is None:
+          info.first_failure = t
+        info.ended_with_failure = True
         yield t, FrameReadError(t, f"{args.video}: cannot decode (the "
                                 f"container has {info.container_frames} "
                                 "frames)")
         t += 1
-        cap.set(cv2.CAP_PROP_POS_FRAMES, t)  # resync after the bad frame.
         continue
       failures_in_a_row = 0
-      pos = int(cap.get(cv2.CAP_PROP_POS_FRAMES) or 0)
-      while pos > t + 1:  # the decoder skipped frame t: say so.
-        yield t, FrameReadError(t, f"{args.video}: dropped by the decoder")
-        t += 1
+      if info.first_failure is not None:
+        info.read_after_failure = True
+      info.ended_with_failure = False
       yield t, cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB)
       t += 1
   finally:
@@ -354,7 +365,8 @@ def _main(argv: Sequence[str]) -> int:
       os.path.join(args.out, "track.mp4"), _input_fps(args))
   summary = {"input": args.video or args.frames, "box": list(box),
              "complete": False, "frames": 0, "skipped_frames": [],
-             "container_frames": None, "error": None}
+             "container_frames": None, "rows_may_be_shifted_after": None,
+             "error": None}
   summary_path = os.path.join(args.out, "track.json")
   track_seconds = 0.0
   try:
@@ -398,6 +410,8 @@ def _main(argv: Sequence[str]) -> int:
     rows.close()
     summary["frames"] = rows.rows
     summary["container_frames"] = info.container_frames
+    summary["rows_may_be_shifted_after"] = (info.first_failure
+                                            if info.maybe_shifted else None)
     written = [p for p in (video.close() if video else None,
                            gif.close() if gif else None) if p]
     summary["outputs"] = [os.path.basename(p) for p in written]
@@ -408,6 +422,12 @@ def _main(argv: Sequence[str]) -> int:
   if summary["skipped_frames"]:
     print(f"track.py: {len(summary['skipped_frames'])} unreadable frame(s) "
           f"have nan rows: {summary['skipped_frames'][:10]}", file=sys.stderr)
+  if info.maybe_shifted:
+    print(f"track.py: error: {args.video} lost data at frame "
+          f"{info.first_failure} (and its last frames could not be read), so "
+          f"rows after {info.first_failure} may belong to later frames; rows "
+          f"0..{info.first_failure - 1} are exact", file=sys.stderr)
+    return 1
   c = info.container_frames
   if (c is not None and args.max_frames is None and n != c and
       not args.ignore_frame_count):

@@ -8,7 +8,9 @@ boxes check that the two paths agree frame by frame.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
 import types
 
 import cv2
@@ -114,3 +116,155 @@ def test_video_frames_are_rgb(tmp_path):
   assert len(frames) == 3 and frames[0].shape == (48, 64, 3)
   r, g, b = frames[0].reshape(-1, 3).mean(0)
   assert r > 150 and g < 50 and b < 50
+
+
+# ---------------------------------------------------------------------------
+# Fault suite (issue 10, item 6): streaming outputs, damaged frames, counts.
+
+
+def _rows(out):
+  boxes = results_io.read_boxes(os.path.join(out, "boxes.txt"),
+                                comma_only=True)
+  scores = results_io.read_values(os.path.join(out, "scores.txt"))
+  times = results_io.read_values(os.path.join(out, "times.txt"))
+  assert len(boxes) == len(scores) == len(times)
+  with open(os.path.join(out, "track.json")) as f:
+    return boxes, scores, json.load(f)
+
+
+def _mp4_frames(path):
+  cap = cv2.VideoCapture(path)
+  n = 0
+  while cap.read()[0]:
+    n += 1
+  cap.release()
+  return n
+
+
+def _damage(path, keep=40):
+  with open(path, "rb") as f:
+    data = f.read()
+  with open(path, "wb") as f:
+    f.write(data[:keep])
+
+
+def test_track_keeps_rows_and_never_shifts_them(setup, tmp_path, capsys):
+  _, rec, ckpt = setup
+  src = os.path.dirname(rec.frame_paths[0])
+  base = ["--box", ",".join(str(v) for v in BOX), "--config", CONFIG,
+          "--checkpoint", ckpt, "--gif-max-side", "64"]
+  clean = str(tmp_path / "clean")
+  assert track.main(["--frames", src, "--out", clean, "--gif-max-frames",
+                     "2"] + base) == 0
+  ref_boxes, ref_scores, summary = _rows(clean)
+  assert summary["complete"] and summary["frames"] == 5
+  assert _mp4_frames(os.path.join(clean, "track.mp4")) == 5
+  # Bounded GIF: at most 2 x 2 frames held; the stride doubled once.
+  assert iio.imread(os.path.join(clean, "track.gif")).shape[0] == 3
+
+  # A corrupt last frame: stops naming it; the 4 computed rows are kept.
+  last = str(tmp_path / "last")
+  shutil.copytree(src, last)
+  _damage(os.path.join(last, "0005.jpg"))
+  out = str(tmp_path / "o_last")
+  assert track.main(["--frames", last, "--out", out] + base) == 1
+  err = capsys.readouterr().err
+  assert "frame 4" in err and "0005.jpg" in err
+  assert len(err.strip().splitlines()) == 1
+  boxes, scores, summary = _rows(out)
+  np.testing.assert_array_equal(boxes, ref_boxes[:4])
+  np.testing.assert_array_equal(scores, ref_scores[:4])
+  assert not summary["complete"] and summary["frames"] == 4
+  assert _mp4_frames(os.path.join(out, "track.mp4")) == 4
+
+  # A corrupt middle frame: stop at it, or (--skip-bad-frames) a nan row
+  # and the later rows stay those of their own frames.
+  mid = str(tmp_path / "mid")
+  shutil.copytree(src, mid)
+  _damage(os.path.join(mid, "0003.jpg"))
+  out = str(tmp_path / "o_mid")
+  assert track.main(["--frames", mid, "--out", out] + base) == 1
+  assert "frame 2" in capsys.readouterr().err
+  assert len(_rows(out)[0]) == 2
+  assert track.main(["--frames", mid, "--out", out, "--skip-bad-frames"] +
+                    base) == 0
+  boxes, scores, summary = _rows(out)
+  assert len(boxes) == 5 and np.isnan(boxes[2]).all() and np.isnan(scores[2])
+  np.testing.assert_array_equal(np.delete(boxes, 2, 0),
+                                np.delete(ref_boxes, 2, 0))
+  assert summary["skipped_frames"] == [2] and summary["complete"]
+  assert _mp4_frames(os.path.join(out, "track.mp4")) == 5
+  assert "unreadable frame" in capsys.readouterr().err
+
+
+def _write_avi(path, frames):
+  writer = cv2.VideoWriter(path, cv2.VideoWriter_fourcc(*"MJPG"), 10,
+                           frames[0].shape[1::-1])
+  for f in frames:
+    writer.write(f)
+  writer.release()
+
+
+def test_track_video_damage_and_frame_count(setup, tmp_path, capsys,
+                                            monkeypatch):
+  _, rec, ckpt = setup
+  frames = [cv2.imread(p) for p in rec.frame_paths] * 2  # 10 frames.
+  clean = str(tmp_path / "clean.avi")
+  _write_avi(clean, frames)
+  with open(clean, "rb") as f:
+    data = bytearray(f.read())
+  starts = [i for i in range(len(data) - 2) if data[i:i + 3] == b"\xff\xd8\xff"]
+  assert len(starts) == 10
+  paths = {}
+  for name, end in (("part", (starts[5] + starts[6]) // 2),
+                    ("whole", starts[6])):
+    bad = bytearray(data)  # frame 5's JPEG (half, or all with the next
+    bad[starts[5]:end] = b"\0" * (end - starts[5])  # chunk's header).
+    paths[name] = str(tmp_path / f"{name}.avi")
+    with open(paths[name], "wb") as f:
+      f.write(bytes(bad))
+  trunc_path = str(tmp_path / "trunc.avi")  # cut inside frame 7.
+  with open(trunc_path, "wb") as f:
+    f.write(bytes(data[:starts[7] + 100]))
+  base = ["--box", ",".join(str(v) for v in BOX), "--config", CONFIG,
+          "--checkpoint", ckpt, "--no-gif", "--no-video"]
+
+  out = str(tmp_path / "clean")
+  assert track.main(["--video", clean, "--out", out] + base) == 0
+  ref, _, summary = _rows(out)
+  assert len(ref) == 10 and summary["container_frames"] == 10
+
+  for name in ("part", "whole"):
+    out = str(tmp_path / name)
+    assert track.main(["--video", paths[name], "--out", out] + base) == 1
+    assert "frame 5" in capsys.readouterr().err
+    np.testing.assert_allclose(_rows(out)[0], ref[:5], atol=1e-3)
+  # A damaged frame: skipped, frames 6..9 stay on rows 6..9.
+  out = str(tmp_path / "part")
+  assert track.main(["--video", paths["part"], "--out", out,
+                     "--skip-bad-frames"] + base) == 0
+  boxes, _, summary = _rows(out)
+  assert summary["skipped_frames"] == [5] and np.isnan(boxes[5]).all()
+  np.testing.assert_allclose(np.delete(boxes, 5, 0), np.delete(ref, 5, 0),
+                             atol=1e-3)
+  # The damage also took the next packet (OpenCV cannot tell where it
+  # resumed): the later rows are not trusted, exit 1 saying so.
+  out = str(tmp_path / "whole")
+  assert track.main(["--video", paths["whole"], "--out", out,
+                     "--skip-bad-frames"] + base) == 1
+  assert "rows after 5 may belong to later frames" in capsys.readouterr().err
+  assert _rows(out)[2]["rows_may_be_shifted_after"] == 5
+
+  # A truncated file: stops at frame 7 with rows 0..6; skipping marks
+  # 7..9. If fewer frames are read than the container says, exit 1.
+  out = str(tmp_path / "trunc")
+  assert track.main(["--video", trunc_path, "--out", out] + base) == 1
+  assert "frame 7" in capsys.readouterr().err
+  np.testing.assert_allclose(_rows(out)[0], ref[:7], atol=1e-3)
+  monkeypatch.setattr(track, "_MAX_FAILURES_IN_A_ROW", 1)
+  assert track.main(["--video", trunc_path, "--out", out,
+                     "--skip-bad-frames"] + base) == 1
+  err = capsys.readouterr().err
+  assert "read 8 frames but" in err and "has 10" in err
+  boxes, _, summary = _rows(out)
+  assert len(boxes) == 8 and summary["container_frames"] == 10
