@@ -84,10 +84,9 @@ def differences(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[str]:
     if isinstance(a, dict) and isinstance(b, dict):
       for k in sorted(set(a) | set(b)):
         walk(a.get(k, "<absent>"), b.get(k, "<absent>"), f"{name}.{k}")
+    elif a != b and name == "weights_sha256":
+      out.append(f"weights (sha256 {str(a)[:12]} -> {str(b)[:12]})")
     elif a != b:
-      if name == "weights_sha256":
-        a, b = str(a)[:12], str(b)[:12]
-        name = "weights (sha256)"
       out.append(f"{name} ({a} -> {b})")
 
   for k in COMPARED:
