@@ -64,6 +64,9 @@ def one_line(e: BaseException) -> str:
   line and says how to see the rest)."""
   if isinstance(e, OSError) and e.filename is not None and e.strerror:
     msg = f"{e.filename}: {e.strerror}"
+    if (isinstance(e, (FileExistsError, NotADirectoryError)) and
+        os.path.isfile(e.filename)):
+      msg += " (a file where a folder is expected)"
   else:
     msg = str(e) or type(e).__name__
   lines = [l for l in msg.splitlines() if l.strip()]

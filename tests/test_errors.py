@@ -43,6 +43,9 @@ def test_run_main_one_line_and_debug(capsys, monkeypatch):
        "config has no field 'nope'"),  # no KeyError quotes.
       (ValueError("first line\nsecond\nthird"), "first line ... (rerun"),
   ]
+  afile = os.path.join(os.path.dirname(__file__), "test_errors.py")
+  cases.append((FileExistsError(17, "File exists", afile),
+                f"{afile}: File exists (a file where a folder is expected)"))
   for exc, want in cases:
     assert errors.run_main("prog", _raiser(exc), []) == 1
     err = capsys.readouterr().err
