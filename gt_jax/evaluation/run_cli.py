@@ -167,7 +167,7 @@ def load_engine(config: str | None, overrides: Sequence[str] = (),
     how = "given" if config else "recorded or default"
     ckpt_lib.check_variables_fit(
         variables, expected, checkpoint,
-        hint=f" built from the {how} config {os.path.relpath(spec)}; pass "
+        hint=f" built from the {how} config {spec}; pass "
         "the --config it was trained with")
   else:
     variables = init_variables(model, jax.random.PRNGKey(int(random_init)))
