@@ -147,3 +147,19 @@ def test_the_rule_checker_catches_a_violation(tmp_path):
   ours, theirs = _imports(str(p))
   assert "gt_jax.training.losses" in ours and "jax" in theirs
   assert not {_package(o) for o in ours} <= set(LAYERS[:LAYERS.index("data") + 1])
+
+
+def test_public_entry_points_still_work():
+  # The public contract (DESIGN.md) survives the move to subpackages.
+  from gt_jax import checkpoint  # pylint: disable=g-import-not-at-top
+  from gt_jax import config  # pylint: disable=g-import-not-at-top
+  from gt_jax import tracker  # pylint: disable=g-import-not-at-top
+  from gt_jax.tracking import tracker as tracking_tracker  # pylint: disable=g-import-not-at-top
+  assert tracker.Tracker is tracking_tracker.Tracker
+  assert callable(checkpoint.load_mmdet_weights)
+  assert callable(config.load_config)
+  for module in ("gt_jax.convert", "gt_jax.ablations", "gt_jax.demo"):
+    out = subprocess.run([sys.executable, "-m", module, "--help"], cwd=ROOT,
+                         capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, (module, out.stderr[-2000:])
+    assert "usage: python -m " + module in out.stdout, (module, out.stdout)

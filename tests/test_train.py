@@ -417,8 +417,11 @@ def _one_pair(b: int = 4) -> tuple[dict[str, np.ndarray], np.ndarray]:
 def test_overfits_one_pair():
   from gt_jax.boxes import jnp_boxes as boxes  # pylint: disable=g-import-not-at-top
   from gt_jax.tracking import search as inference  # pylint: disable=g-import-not-at-top
-  # lr 0.04 * 4 / 8 = 0.02, x0.1 at steps 304 and 352 (16 steps / epoch).
-  cfg = tiny_cfg(**{"optim.base_lr": 0.04, "optim.decay_epochs": (19, 22)})
+  # lr 0.02 * 4 / 8 = 0.01, x0.1 at steps 304 and 352 (16 steps / epoch).
+  # (At twice that lr one machine's run spiked near step 150 and collapsed
+  # to a constant RCNN classifier, loss 1.40 -> 0.19; at this lr the same
+  # machine reaches 0.043: margin against kernel-level float differences.)
+  cfg = tiny_cfg(**{"optim.base_lr": 0.02, "optim.decay_epochs": (19, 22)})
   mesh = sharding.make_mesh(1)
   model, init_fn, step_fn = train_loop.compiled_fns(cfg, mesh)
   state = init_fn(jax.random.PRNGKey(0))
