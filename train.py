@@ -1,20 +1,27 @@
 """Trains GlobalTrack (QG-RCNN).
 
   python train.py --config configs/globaltrack_r50_fpn.py[:variant] \
-      --workdir DIR [--config.key=value ...]
+      --workdir DIR [--config.key=value ...] [--dry_run]
 
-A run resumes from DIR automatically; SIGTERM/SIGINT save a checkpoint and
-exit cleanly. Metrics go to DIR/metrics.jsonl (and TensorBoard if available).
-Multi-host: launch one process per host; `jax.distributed.initialize()` runs
-when a cluster environment is detected.
+The schedule (steps, epochs, decay steps, lr) is derived from the config
+(gt_jax/training/schedule.py), printed at start and written to
+DIR/schedule.json with the resolved DIR/config.json; `--dry_run` prints it
+and exits. A run resumes from DIR automatically; rerunning a finished run is
+a no-op. SIGTERM/SIGINT (on any process) save a checkpoint and exit 0.
+Metrics go to DIR/metrics.jsonl and TensorBoard events to DIR/tb.
+
+Multi-process (several hosts, or several processes on one machine): run the
+same command once per process with
+  --coordinator_address HOST:PORT --num_processes N --process_id I
+or none of them inside SLURM / Open MPI / TPU / GKE (detected by JAX).
 """
 
 import argparse
 import sys
 
 from gt_jax import config as config_lib
+from gt_jax.training import schedule as schedule_lib
 from gt_jax.training import sharding
-from gt_jax.training import loop as train_loop
 
 
 def main(argv: list[str]) -> int:
@@ -25,9 +32,25 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--workdir", required=True, help="output directory")
   parser.add_argument("--no_progress", action="store_true",
                       help="disable the progress bar")
+  parser.add_argument("--dry_run", action="store_true",
+                      help="print the resolved schedule and exit")
+  sharding.add_distributed_args(parser)
   args = parser.parse_args(rest)
-  sharding.maybe_initialize_distributed()
-  cfg = config_lib.load_config(args.config, overrides)
+  try:
+    cfg = config_lib.load_config(args.config, overrides)
+    plan = schedule_lib.resolve_schedule(cfg)
+  except (ValueError, KeyError, FileNotFoundError) as e:
+    print(f"train.py: error: {e}", file=sys.stderr)
+    return 2
+  if args.dry_run:
+    print(plan.describe())
+    return 0
+  try:
+    sharding.initialize_from_args(args)
+  except ValueError as e:
+    print(f"train.py: error: {e}", file=sys.stderr)
+    return 2
+  from gt_jax.training import loop as train_loop  # pylint: disable=g-import-not-at-top
   result = train_loop.train(cfg, args.workdir,
                             progress=not args.no_progress)
   loss = result.last_metrics.get("loss", float("nan"))

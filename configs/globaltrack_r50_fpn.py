@@ -172,6 +172,10 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
   c.checkpoint_every = 5000
   c.keep_checkpoints = 3
   c.max_nonfinite_steps = 10
+  # Multi-process: every this many steps the processes agree whether any of
+  # them received SIGTERM/SIGINT (one small all-gather; then all save the
+  # same step). Checkpoint steps always check.
+  c.stop_check_every = 10
   c.init_checkpoint = ""  # orbax dir written by `python -m gt_jax.convert`.
   c.compute_dtype = "float32"  # "bfloat16": bf16 compute, f32 params.
 
@@ -216,6 +220,7 @@ def _make_tiny(c: ml_collections.ConfigDict) -> None:
   c.total_steps = 20
   c.log_every = 5
   c.checkpoint_every = 10
+  c.stop_check_every = 1
   c.optim.warmup_steps = 5
   c.optim.epochs = 12
 

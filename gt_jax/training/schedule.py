@@ -40,6 +40,7 @@ class Schedule:
     warmup_steps, warmup_ratio, decay_factor: as configured.
     global_batch_size: pairs per step.
     total_steps_explicit: `total_steps` came from the config.
+    configured_epochs: `optim.epochs` (the decay epochs are of these).
   """
   total_steps: int
   steps_per_epoch: int
@@ -53,18 +54,24 @@ class Schedule:
   decay_factor: float
   global_batch_size: int
   total_steps_explicit: bool
+  configured_epochs: float = 12.0
 
   def describe(self) -> str:
     """One line for the log."""
-    decays = ", ".join(
-        f"{s} (epoch {s / self.steps_per_epoch:g})" for s in self.decay_steps)
+    decays = ", ".join(str(s) for s in self.decay_steps) or "none"
+    epochs = ", ".join(f"{e:g}" for e in self.decay_epochs)
+    if self.total_steps_explicit:
+      decays += (f" (epochs {epochs} of {self.configured_epochs:g}, scaled to"
+                 f" the explicit total_steps)")
+    else:
+      decays += f" (epochs {epochs})"
     lr = (f"lr {self.peak_lr:g}" + (" (explicit optim.lr)" if self.lr_explicit
                                      else " (base_lr x batch / base_batch)"))
     return (f"schedule: {self.total_steps} steps = {self.epochs:g} epochs x "
             f"{self.steps_per_epoch} steps of {self.global_batch_size} pairs"
             f"{' (explicit total_steps)' if self.total_steps_explicit else ''}"
             f"; {lr}; warm-up {self.warmup_steps} steps; x{self.decay_factor:g}"
-            f" at steps {decays or 'none'}")
+            f" at steps {decays}")
 
   def to_json(self) -> str:
     return json.dumps(dataclasses.asdict(self), indent=1)
@@ -112,7 +119,8 @@ def resolve_schedule(cfg: ml_collections.ConfigDict) -> Schedule:
                   warmup_steps=int(o.warmup_steps),
                   warmup_ratio=float(o.warmup_ratio),
                   decay_factor=float(o.decay_factor),
-                  global_batch_size=batch, total_steps_explicit=explicit)
+                  global_batch_size=batch, total_steps_explicit=explicit,
+                  configured_epochs=float(epochs))
 
 
 def resolved_config(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
