@@ -55,6 +55,7 @@ def tiny_cfg(**overrides):
   """The tiny config with a global batch of 4 (so 4 devices can split it)."""
   cfg = load_config(TINY)
   cfg.global_batch_size = 4
+  cfg.total_steps = 6  # one compiled step (schedule) for the module
   for k, v in overrides.items():
     node = cfg
     *parents, leaf = k.split(".")
@@ -303,7 +304,7 @@ def test_resume_after_sigterm_is_exact(tiny_step, tmp_path):
 
 def test_nonfinite_abort_saves_checkpoint_aside(tiny_step, tmp_path):
   del tiny_step
-  cfg = tiny_cfg(total_steps=10, max_nonfinite_steps=2)
+  cfg = tiny_cfg(total_steps=6, max_nonfinite_steps=2)
   with pytest.raises(RuntimeError, match=r"non-finite training steps.*"
                      r"first non-finite term loss_rpn_cls=nan.*"
                      r"rerun resumes from scratch"):
@@ -322,7 +323,7 @@ def test_init_checkpoint_is_loaded(tiny_step, tmp_path):
   partial = {"params": {"backbone": jax.tree.map(lambda x: x + 0.5,
                                                  state.params["backbone"])}}
   checkpoint.save_variables(str(tmp_path / "init"), partial)
-  cfg = tiny_cfg(total_steps=1, init_checkpoint=str(tmp_path / "init"))
+  cfg = tiny_cfg(total_steps=6, init_checkpoint=str(tmp_path / "init"))
   res = train_loop.train(cfg, str(tmp_path / "run"), progress=False,
                          make_data=lambda c: (FakeData(), "fake-1"))
   got = jax.device_get(res.state.params["backbone"])
@@ -422,8 +423,10 @@ def _one_pair(b: int = 4) -> tuple[dict[str, np.ndarray], np.ndarray]:
 def test_overfits_one_pair():
   from gt_jax.boxes import jnp_boxes as boxes  # pylint: disable=g-import-not-at-top
   from gt_jax.tracking import search as inference  # pylint: disable=g-import-not-at-top
-  # lr 0.04 * 4 / 8 = 0.02, x0.1 at steps 304 and 352 (16 steps / epoch).
-  cfg = tiny_cfg(**{"optim.base_lr": 0.04, "optim.decay_epochs": (19, 22)})
+  # lr 0.04 * 4 / 8 = 0.02, x0.1 at steps 304 and 352 (16 steps / epoch;
+  # the run goes on past the derived 192 steps: the step is called directly).
+  cfg = tiny_cfg(**{"optim.base_lr": 0.04, "optim.decay_epochs": (19, 22),
+                    "total_steps": None})  # derived: 12 epochs = 192 steps
   mesh = sharding.make_mesh(1)
   model, init_fn, step_fn = train_loop.compiled_fns(cfg, mesh)
   state = init_fn(jax.random.PRNGKey(0))

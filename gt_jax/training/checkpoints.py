@@ -144,6 +144,19 @@ def describe_damage(step_dir: str, exc: BaseException) -> str:
   return f"{where}: unreadable ({type(exc).__name__}: {first[:300]})"
 
 
+def restore_target(state: train_lib.TrainState, rng: jax.Array) -> dict:
+  """Shapes, dtypes and shardings to restore into (those of the live state)."""
+  return jax.tree.map(
+      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
+      state_tree(state, rng))
+
+
+# Errors that are bugs, never damage: they propagate instead of moving
+# checkpoints aside.
+_NOT_DAMAGE = (AttributeError, NameError, ImportError, AssertionError,
+               ShapeMismatchError)
+
+
 def _restore_step(mngr: ocp.CheckpointManager, step: int,
                   state: train_lib.TrainState, rng: jax.Array, data_it: Any,
                   fingerprint: str) -> tuple[train_lib.TrainState, jax.Array]:
@@ -156,9 +169,7 @@ def _restore_step(mngr: ocp.CheckpointManager, step: int,
     pipeline.check_fingerprint(meta["fingerprint"], fingerprint)
   except ValueError as e:
     raise ValueError(f"{step_dir}: refusing to resume: {e}") from None
-  target = jax.tree.map(
-      lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding),
-      state_tree(state, rng))
+  target = restore_target(state, rng)
   check_shapes(step_dir, target)
   data_arg = (grain.checkpoint.CheckpointRestore(data_it)
               if is_grain_iterator(data_it) else ocp.args.JsonRestore())
@@ -189,18 +200,21 @@ def restore_latest(
   Returns:
     (state, rng, step restored or None when no readable checkpoint exists).
   """
+  restore_target(state, rng)  # a bad live state fails here, not as damage
   for step in sorted(mngr.all_steps(), reverse=True):
     step_dir = os.path.join(str(mngr.directory), str(step))
     error = None
     try:
       new_state, new_rng = _restore_step(mngr, step, state, rng, data_it,
                                          fingerprint)
+    except _NOT_DAMAGE:
+      raise
     except ValueError as e:
-      if "refusing to resume" in str(e) or isinstance(e, ShapeMismatchError):
+      if "refusing to resume" in str(e):
         raise
-      error = e
+      error = e  # tensorstore / JSON errors of a damaged checkpoint
     except Exception as e:  # pylint: disable=broad-except
-      error = e  # tensorstore / json / OS errors of a damaged checkpoint
+      error = e  # OS / orbax errors of a damaged checkpoint
     if hosts.all_processes(error is None):
       return new_state, new_rng, step
     why = (describe_damage(step_dir, error) if error is not None else

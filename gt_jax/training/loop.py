@@ -156,14 +156,18 @@ def _stop_on_signals():
 _COMPILED: dict[str, Any] = {}
 
 
-def _settings_key(cfg: ml_collections.ConfigDict,
-                  mesh: jax.sharding.Mesh) -> str:
+def _settings_key(cfg: ml_collections.ConfigDict, mesh: jax.sharding.Mesh,
+                  with_schedule: bool = True) -> str:
+  """What the compiled functions depend on (the init: all but the lr
+  schedule's numbers; the step: also those)."""
+  optim = cfg.optim.to_dict()
   parts = dict(model=cfg.model.to_dict(), train=cfg.train.to_dict(),
-               optim=cfg.optim.to_dict(), epoch=cfg.data.epoch_size,
-               batch=cfg.global_batch_size, dtype=cfg.compute_dtype,
-               schedule=dataclasses.asdict(
-                   schedule_lib.resolve_schedule(cfg)),
+               frozen=optim["frozen_stages"], dtype=cfg.compute_dtype,
                devices=[d.id for d in mesh.devices.flat])
+  if with_schedule:
+    plan = schedule_lib.resolve_schedule(cfg)
+    parts.update(optim=optim, lr=plan.peak_lr, decays=plan.decay_steps,
+                 warmup=(plan.warmup_steps, plan.warmup_ratio))
   return json.dumps(parts, sort_keys=True, default=str)
 
 
@@ -171,24 +175,28 @@ def compiled_fns(cfg: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
                  ) -> tuple[Any, Callable[..., Any], Callable[..., Any]]:
   """`(model, init_fn, step_fn)` for `cfg` on `mesh`, cached per settings.
 
-  `init_fn(rng) -> TrainState` (jitted, replicated output) and the sharded,
-  jitted `step_fn(state, batch, rng) -> (state, metrics)` (state donated).
+  `init_fn(rng) -> TrainState` (jitted, replicated output; shared by configs
+  that differ only in the lr schedule) and the sharded, jitted
+  `step_fn(state, batch, rng) -> (state, metrics)` (state donated).
   """
   key = _settings_key(cfg, mesh)
   if key in _COMPILED:
     return _COMPILED[key]
+  init_key = "init:" + _settings_key(cfg, mesh, with_schedule=False)
   model = build_model(cfg.model, cfg.compute_dtype)
   images = jnp.zeros((1, 64, 64, 3), jnp.float32)
   box = jnp.array([[8.0, 8.0, 40.0, 40.0]], jnp.float32)
   abstract = jax.eval_shape(model.init, jax.random.PRNGKey(0), images, box)
   optimizer = train_lib.optimizer_from_config(cfg, abstract["params"])
+  if init_key not in _COMPILED:
+    # The optimizer state's structure does not depend on the schedule.
+    def init(rng):
+      return train_lib.init_state(model.init(rng, images, box), optimizer)
 
-  def init(rng):
-    return train_lib.init_state(model.init(rng, images, box), optimizer)
-
-  abstract_state = jax.eval_shape(init, jax.random.PRNGKey(0))
-  init_fn = jax.jit(init, out_shardings=sharding.tree_replicated(
-      abstract_state, mesh))
+    abstract_state = jax.eval_shape(init, jax.random.PRNGKey(0))
+    _COMPILED[init_key] = jax.jit(init, out_shardings=sharding.tree_replicated(
+        abstract_state, mesh))
+  init_fn = _COMPILED[init_key]
   mask = train_lib.trainable_mask(abstract["params"], cfg.optim.frozen_stages)
   step_fn = train_lib.make_train_step(model, train_lib.loss_config_from(cfg),
                                       optimizer, mask,
