@@ -457,3 +457,30 @@ def test_overfits_one_pair():
       model, v, img, jnp.array([128, 160]), k, scfg))(variables, kernels)
   iou = float(boxes.pairwise_iou(out["box"], jnp.asarray(gt[None]))[0, 0])
   assert iou > 0.8, (iou, out["box"])
+
+
+def test_bf16_step_computes_in_bf16_and_keeps_f32_state():
+  """Traced only (no compile): convolutions / matmuls take bf16 operands;
+  the new params, optimizer state and every metric stay f32."""
+  cfg = tiny_cfg(compute_dtype="bfloat16")
+  mesh = sharding.make_mesh(1)
+  _, init_fn, step_fn = train_loop.compiled_fns(cfg, mesh)
+  state = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
+  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype)
+           for k, v in make_batch(0).items()}
+  rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  new_state, metrics = jax.eval_shape(step_fn, state, batch, rng)
+  for leaf in jax.tree.leaves(new_state.params) + jax.tree.leaves(
+      new_state.batch_stats):
+    assert leaf.dtype == jnp.float32
+  floats = [x for x in jax.tree.leaves(new_state.opt_state)
+            if jnp.issubdtype(x.dtype, jnp.floating)]
+  assert floats and all(x.dtype == jnp.float32 for x in floats)
+  assert all(v.dtype == jnp.float32 for v in metrics.values())
+  text = str(jax.make_jaxpr(step_fn)(state, batch, rng))
+  convs = [l for l in text.splitlines() if "conv_general_dilated[" in l]
+  dots = [l for l in text.splitlines() if "dot_general[" in l]
+  assert convs and all("bf16[" in l for l in convs)
+  # The heads' matmuls are bf16; f32 ones are allowed only where the loss
+  # code works on boxes (none take bf16 and f32 mixed).
+  assert sum("bf16[" in l for l in dots) >= 2
