@@ -51,8 +51,14 @@ def main(argv: list[str]) -> int:
     print(f"train.py: error: {e}", file=sys.stderr)
     return 2
   from gt_jax.training import loop as train_loop  # pylint: disable=g-import-not-at-top
-  result = train_loop.train(cfg, args.workdir,
-                            progress=not args.no_progress)
+  try:
+    result = train_loop.train(cfg, args.workdir,
+                              progress=not args.no_progress)
+  except (ValueError, RuntimeError, FileNotFoundError) as e:
+    # Configuration errors and a non-finite abort: one line, no traceback
+    # (the message names the file / field / loss term).
+    print(f"train.py: error: {e}", file=sys.stderr)
+    return 1
   loss = result.last_metrics.get("loss", float("nan"))
   print(f"step {result.step}: loss {loss:.4f}"
         f"{' (stopped by signal)' if result.preempted else ''}")
