@@ -54,7 +54,7 @@ def main(argv: list[str]) -> int:
   try:
     result = train_loop.train(cfg, args.workdir,
                               progress=not args.no_progress)
-  except (ValueError, RuntimeError, FileNotFoundError) as e:
+  except (ValueError, train_loop.NonFiniteAbort, FileNotFoundError) as e:
     # Configuration errors and a non-finite abort: one line, no traceback
     # (the message names the file / field / loss term).
     print(f"train.py: error: {e}", file=sys.stderr)

@@ -53,6 +53,11 @@ BATCH_FIELDS = dict(query_image=np.float32, search_image=np.float32,
                     search_hw=np.int32)
 
 
+class NonFiniteAbort(RuntimeError):
+  """`max_nonfinite_steps` non-finite steps in a row (the message says which
+  loss term went first and which checkpoint a rerun resumes from)."""
+
+
 @dataclasses.dataclass
 class TrainResult:
   state: train_lib.TrainState
@@ -289,7 +294,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
     returned (and WORKDIR/model written if missing).
 
   Raises:
-    RuntimeError: `cfg.max_nonfinite_steps` non-finite steps in a row (the
+    NonFiniteAbort: (a RuntimeError) `cfg.max_nonfinite_steps` non-finite
+      steps in a row (the
       state is saved under checkpoints_nonfinite/, never over a finite
       checkpoint; a rerun resumes from the last finite one).
     ValueError: the workdir's checkpoint came from a different pipeline, or
@@ -454,7 +460,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
         bar.close()
   if streak >= cfg.max_nonfinite_steps:
     finite = mngr.latest_step()
-    raise RuntimeError(
+    raise NonFiniteAbort(
         f"{streak} non-finite training steps in a row (max_nonfinite_steps="
         f"{cfg.max_nonfinite_steps}) up to step {step}; {first_bad}. The "
         f"state was saved aside in {os.path.join(workdir, ckpt.NONFINITE_DIR)}"
