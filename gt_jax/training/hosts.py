@@ -27,12 +27,22 @@ def all_processes(flag: bool) -> bool:
   return not any_process(not flag)
 
 
-def barrier(name: str) -> None:
-  """Waits until every process reaches the barrier `name` (collective)."""
+_BARRIERS = [0]
+
+
+def barrier(name: str, timeout_s: int = 1800) -> None:
+  """Waits until every process reaches the barrier `name` (collective).
+
+  A barrier of the coordination service (no device collective, so no
+  compile and no CPU-collective context whose set-up has a 30 s deadline):
+  it also lines the processes up before their first device collective.
+  """
   if jax.process_count() == 1:
     return
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  multihost_utils.sync_global_devices(name)
+  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  _BARRIERS[0] += 1  # unique names; every process counts the same
+  ocp.multihost.sync_global_processes(f"gt_jax:{name}:{_BARRIERS[0]}",
+                                      timeout=timeout_s)
 
 
 def is_primary() -> bool:

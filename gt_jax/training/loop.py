@@ -322,6 +322,9 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
   root = jax.random.PRNGKey(cfg.seed)
   init_rng, train_rng = jax.random.split(root)
   state = init_fn(init_rng)
+  # Line the processes up after their compiles: the first device collective
+  # of each kind must find every process (gloo CPU contexts wait 30 s).
+  hosts.barrier("initialised")
   rng = sharding.replicate(train_rng, mesh)
 
   # Checkpoint: resume > init_checkpoint > scratch.
@@ -372,6 +375,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
   t_window, n_window = time.perf_counter(), 0
   multi = jax.process_count() > 1
   stop_every = max(1, int(cfg.get("stop_check_every", 1)))
+  run_step = step_fn
 
   def consume(s, m):
     nonlocal streak, first_bad, last, t_window, n_window
@@ -415,8 +419,12 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
     try:
       while step < total:
         batch = _device_batch(next(data_it), mesh)
+        if multi and run_step is step_fn:
+          # Compile ahead, then start the first step together.
+          run_step = step_fn.lower(state, batch, rng).compile()
+          hosts.barrier("step-compiled")
         with jax.transfer_guard("disallow"):
-          state, metrics = step_fn(state, batch, rng)
+          state, metrics = run_step(state, batch, rng)
         step += 1
         if pending is not None:
           consume(*pending)
