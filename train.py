@@ -17,7 +17,11 @@ or none of them inside SLURM / Open MPI / TPU / GKE (detected by JAX).
 """
 
 import argparse
+import os
 import sys
+import traceback
+
+import jax
 
 from gt_jax import config as config_lib
 from gt_jax.training import schedule as schedule_lib
@@ -59,6 +63,14 @@ def main(argv: list[str]) -> int:
     # (the message names the file / field / loss term).
     print(f"train.py: error: {e}", file=sys.stderr)
     return 1
+  except BaseException:  # pylint: disable=broad-except
+    if jax.process_count() > 1:
+      # Exit now: a normal exit would wait at jax.distributed's shutdown
+      # barrier for processes that may be waiting for this one.
+      traceback.print_exc()
+      sys.stderr.flush()
+      os._exit(1)  # pylint: disable=protected-access
+    raise
   loss = result.last_metrics.get("loss", float("nan"))
   print(f"step {result.step}: loss {loss:.4f}"
         f"{' (stopped by signal)' if result.preempted else ''}")
