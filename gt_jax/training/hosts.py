@@ -12,14 +12,40 @@ import jax
 import numpy as np
 
 
-def any_process(flag: bool) -> bool:
-  """True on every process when `flag` is True on at least one (collective)."""
+def _client():
+  """jax.distributed's coordination-service client (None if unavailable)."""
+  try:
+    from jax._src import distributed  # pylint: disable=g-import-not-at-top
+    return distributed.global_state.client
+  except (ImportError, AttributeError):
+    return None
+
+
+_VOTES = [0]
+
+
+def any_process(flag: bool, timeout_s: int = 1800) -> bool:
+  """True on every process when `flag` is True on at least one (collective).
+
+  Votes go through the coordination service's key-value store (no device
+  collective: nothing to compile, no CPU-collective set-up deadline), with
+  a device all-gather as the fallback.
+  """
   if jax.process_count() == 1:
     return bool(flag)
-  from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-  flags = multihost_utils.process_allgather(np.asarray([int(bool(flag))],
-                                                       np.int32))
-  return bool(np.asarray(flags).any())
+  client = _client()
+  if client is None:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    flags = multihost_utils.process_allgather(
+        np.asarray([int(bool(flag))], np.int32))
+    return bool(np.asarray(flags).any())
+  _VOTES[0] += 1  # every process counts the same
+  prefix = f"gt_jax/vote/{_VOTES[0]}"
+  client.key_value_set(f"{prefix}/{jax.process_index()}",
+                       "1" if flag else "0")
+  votes = [client.blocking_key_value_get(f"{prefix}/{p}", timeout_s * 1000)
+           for p in range(jax.process_count())]
+  return any(v == "1" for v in votes)
 
 
 def all_processes(flag: bool) -> bool:

@@ -320,12 +320,15 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
   # Model, optimizer, compiled init and step.
   _, init_fn, step_fn = compiled_fns(cfg, mesh)
   root = jax.random.PRNGKey(cfg.seed)
-  init_rng, train_rng = jax.random.split(root)
+  init_rng, _ = jax.random.split(root)  # [1]: the train rng, below
   state = init_fn(init_rng)
   # Line the processes up after their compiles: the first device collective
   # of each kind must find every process (gloo CPU contexts wait 30 s).
   hosts.barrier("initialised")
-  rng = sharding.replicate(train_rng, mesh)
+  # Replicated by a jitted computation, not `device_put` of a host value
+  # (which all-gathers to check equality across processes).
+  rng = jax.jit(lambda: jax.random.split(jax.random.PRNGKey(cfg.seed))[1],
+                out_shardings=sharding.replicated(mesh))()
 
   # Checkpoint: resume > init_checkpoint > scratch.
   mngr = ckpt.manager(workdir, ckpt.FINITE_DIR, cfg.keep_checkpoints)
