@@ -71,7 +71,10 @@ def main(argv: list[str]) -> int:
       sys.stderr.flush()
       os._exit(1)  # pylint: disable=protected-access
     raise
-  loss = result.last_metrics.get("loss", float("nan"))
+  if not result.last_metrics:
+    print(f"step {result.step}: already finished")
+    return 0
+  loss = result.last_metrics["loss"]
   print(f"step {result.step}: loss {loss:.4f}"
         f"{' (stopped by signal)' if result.preempted else ''}")
   return 0

@@ -108,8 +108,10 @@ def check_shapes(step_dir: str, target: dict) -> None:
            if hasattr(m, "shape")}
   want = {_names(p): tuple(x.shape) for p, x in
           jax.tree_util.tree_flatten_with_path(target)[0]}
+  # Parameters first: the optimizer state mirrors them.
+  order = lambda k: (not k.startswith("params/"), k)
   bad = [f"{k}: checkpoint {saved[k]} vs model {want[k]}"
-         for k in sorted(want) if k in saved and saved[k] != want[k]]
+         for k in sorted(want, key=order) if k in saved and saved[k] != want[k]]
   missing = sorted(k for k in want if k not in saved)
   extra = sorted(k for k in saved if k not in want)
   if missing:
