@@ -65,10 +65,13 @@ def barrier(name: str, timeout_s: int = 1800) -> None:
   """
   if jax.process_count() == 1:
     return
-  import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
   _BARRIERS[0] += 1  # unique names; every process counts the same
-  ocp.multihost.sync_global_processes(f"gt_jax:{name}:{_BARRIERS[0]}",
-                                      timeout=timeout_s)
+  client = _client()
+  if client is None:
+    from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
+    multihost_utils.sync_global_devices(name)
+    return
+  client.wait_at_barrier(f"gt_jax:{name}:{_BARRIERS[0]}", timeout_s * 1000)
 
 
 def is_primary() -> bool:
