@@ -74,7 +74,8 @@ def _report(args) -> int:
 def _run_then_report(args, unknown) -> int:
   """`run`: track the benchmark, then score the results folder."""
   rc = run_cli.handle_run(args, unknown)
-  if rc != 0 or args.no_report or (args.process_index or 0) != 0:
+  # Only one process reports, after every process has finished (barrier).
+  if rc != 0 or args.no_report or not getattr(args, "is_reporter", False):
     return rc
   args.out = args.out or os.path.join(args.results, "report")
   # Score exactly what was tracked (the same --subset).

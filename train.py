@@ -1,21 +1,32 @@
 """Trains GlobalTrack (QG-RCNN).
 
   python train.py --config configs/globaltrack_r50_fpn.py[:variant] \
-      --workdir DIR [--config.key=value ...]
+      --workdir DIR [--config.key=value ...] [--dry_run]
 
-A run resumes from DIR automatically; SIGTERM/SIGINT save a checkpoint and
-exit cleanly. Metrics go to DIR/metrics.jsonl (and TensorBoard if available).
-Multi-host: launch one process per host; `jax.distributed.initialize()` runs
-when a cluster environment is detected.
+The schedule (steps, epochs, decay steps, lr) is derived from the config
+(gt_jax/training/schedule.py), printed at start and written to
+DIR/schedule.json with the resolved DIR/config.json; `--dry_run` prints it
+and exits. A run resumes from DIR automatically; rerunning a finished run is
+a no-op. SIGTERM/SIGINT (on any process) save a checkpoint and exit 0.
+Metrics go to DIR/metrics.jsonl and TensorBoard events to DIR/tb.
+
+Multi-process (several hosts, or several processes on one machine): run the
+same command once per process with
+  --coordinator_address HOST:PORT --num_processes N --process_id I
+or none of them inside SLURM / Open MPI / TPU / GKE (detected by JAX).
 """
 
 import argparse
+import os
 import sys
+import traceback
+
+import jax
 
 from gt_jax import config as config_lib
 from gt_jax.errors import run_main
+from gt_jax.training import schedule as schedule_lib
 from gt_jax.training import sharding
-from gt_jax.training import loop as train_loop
 
 
 def main(argv: list[str]) -> int:
@@ -29,12 +40,52 @@ def main(argv: list[str]) -> int:
   parser.add_argument("--debug", action="store_true",
                       help="show the full traceback of an error (also: "
                       "GT_JAX_DEBUG=1); default: one line on stderr")
+  parser.add_argument("--dry_run", action="store_true",
+                      help="print the resolved schedule and exit")
+  sharding.add_distributed_args(parser)
   args = parser.parse_args(rest)
-  sharding.maybe_initialize_distributed()
-  cfg = config_lib.load_config(args.config, overrides)
-  result = train_loop.train(cfg, args.workdir,
-                            progress=not args.no_progress)
-  loss = result.last_metrics.get("loss", float("nan"))
+  debug = args.debug or os.environ.get("GT_JAX_DEBUG", "") not in ("", "0")
+  try:
+    cfg = config_lib.load_config(args.config, overrides)
+    plan = schedule_lib.resolve_schedule(cfg)
+  except (ValueError, KeyError, FileNotFoundError) as e:
+    if debug:
+      raise
+    print(f"train.py: error: {e}", file=sys.stderr)
+    return 2
+  if args.dry_run:
+    print(plan.describe())
+    return 0
+  try:
+    sharding.initialize_from_args(args)
+  except ValueError as e:
+    if debug:
+      raise
+    print(f"train.py: error: {e}", file=sys.stderr)
+    return 2
+  from gt_jax.training import loop as train_loop  # pylint: disable=g-import-not-at-top
+  try:
+    result = train_loop.train(cfg, args.workdir,
+                              progress=not args.no_progress)
+  except (ValueError, train_loop.NonFiniteAbort, FileNotFoundError) as e:
+    # Configuration errors and a non-finite abort: one line, no traceback
+    # (the message names the file / field / loss term).
+    if debug:
+      raise
+    print(f"train.py: error: {e}", file=sys.stderr)
+    return 1
+  except BaseException:  # pylint: disable=broad-except
+    if jax.process_count() > 1:
+      # Exit now: a normal exit would wait at jax.distributed's shutdown
+      # barrier for processes that may be waiting for this one.
+      traceback.print_exc()
+      sys.stderr.flush()
+      os._exit(1)  # pylint: disable=protected-access
+    raise
+  if not result.last_metrics:
+    print(f"step {result.step}: already finished")
+    return 0
+  loss = result.last_metrics["loss"]
   print(f"step {result.step}: loss {loss:.4f}"
         f"{' (stopped by signal)' if result.preempted else ''}")
   return 0

@@ -115,6 +115,8 @@ def _optim_config() -> ml_collections.ConfigDict:
   o = ml_collections.ConfigDict()
   o.base_lr = 0.01  # official: lr 0.01 for 8 GPUs x 1 pair ...
   o.base_batch_size = 8  # ... scaled linearly by global batch / 8 (LS §13.3).
+  # An explicit peak lr (not scaled by the batch); None -> the rule above.
+  o.lr = ml_collections.config_dict.placeholder(float)
   o.momentum = 0.9  # official: SGD momentum.
   o.weight_decay = 1e-4  # official: weight_decay.
   o.grad_clip_norm = 35.0  # official: grad_clip max_norm 35.
@@ -161,12 +163,19 @@ def get_config(arg: str | None = None) -> ml_collections.ConfigDict:
 
   c.seed = 0
   c.global_batch_size = 4  # official: 4 GPUs x 1 pair (LS §13.3).
-  # 12 epochs x 30000 pairs / 4 pairs per step = 90000 steps (LS §13.3).
-  c.total_steps = 90000
+  # None -> derived (gt_jax/training/schedule.py): optim.epochs x
+  # (data.epoch_size // global_batch_size); official 12 x 30000 / 4 = 90000
+  # steps (LS §13.3), decays at epochs 8 and 11. An explicit value wins (the
+  # decay epochs are scaled to it).
+  c.total_steps = ml_collections.config_dict.placeholder(int)
   c.log_every = 50
   c.checkpoint_every = 5000
   c.keep_checkpoints = 3
   c.max_nonfinite_steps = 10
+  # Multi-process: every this many steps the processes agree whether any of
+  # them received SIGTERM/SIGINT (one small all-gather; then all save the
+  # same step). Checkpoint steps always check.
+  c.stop_check_every = 10
   c.init_checkpoint = ""  # orbax dir written by `python -m gt_jax.convert`.
   c.compute_dtype = "float32"  # "bfloat16": bf16 compute, f32 params.
 
@@ -211,6 +220,7 @@ def _make_tiny(c: ml_collections.ConfigDict) -> None:
   c.total_steps = 20
   c.log_every = 5
   c.checkpoint_every = 10
+  c.stop_check_every = 1
   c.optim.warmup_steps = 5
   c.optim.epochs = 12
 

@@ -119,7 +119,8 @@ def test_process_shards_partition_the_global_batches(sources):
     for p in range(2):
       for k, v in shards[p][b].items():
         assert v.shape[0] == 2  # per-host batch = 4 / 2
-        np.testing.assert_array_equal(v, epoch[b][k][p::2], err_msg=k)
+        np.testing.assert_array_equal(v, epoch[b][k][2 * p:2 * p + 2],
+                                      err_msg=k)
   with pytest.raises(ValueError, match="not divisible by process_count=3"):
     _make(sources, cfg, process_index=0, process_count=3)
   with pytest.raises(ValueError, match="process_index 2 not in"):

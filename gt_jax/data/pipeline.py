@@ -1,7 +1,7 @@
 """The training input pipeline: one Grain chain per process.
 
   readers -> pair sources -> MixedPairSource (weighted draws; this is the
-  shuffle) -> [process_index::process_count] -> map(PairTransform) ->
+  shuffle) -> process slice -> map(PairTransform) ->
   batch(global_batch_size / process_count, drop_remainder) -> iterator
   (prefetch threads, or `num_workers` worker processes)
 
@@ -17,9 +17,12 @@ bare position that any pipeline would silently accept):
   mngr.restore(step, args=ocp.args.Composite(
       data=grain.checkpoint.CheckpointRestore(iterator), ...))
 
-Process sharding: process p takes global items p, p + P, p + 2P, ...; its
-local batch b then holds items of global batch b only, so each global batch
-keeps one orientation (see `pairs.py`). Worker processes are spawned: scripts
+Process sharding: with global batch G, P processes and local batch L = G / P,
+process p's local batch b is items `b * G + p * L ... b * G + p * L + L - 1`
+of the global stream: the contiguous slice p of global batch b. Each global
+batch keeps one orientation (see `pairs.py`), and the global array assembled
+from the processes' slices (in process order) is exactly the 1-process batch,
+item for item (so per-item rng keys and losses match any host count). Worker processes are spawned: scripts
 that iterate with `data.num_workers > 0` need an `if __name__ == "__main__"`
 guard.
 """
@@ -190,8 +193,9 @@ def make_pipeline(sources: Mapping[str, Any], weights: Mapping[str, float],
   workers = int(cfg.data.num_workers)
   prefetch = max(1, int(cfg.data.prefetch))
 
-  batches = grain.MapDataset.source(mixed)[p::n].map(transform).batch(
-      g // n, drop_remainder=True)
+  batches = grain.MapDataset.source(
+      ProcessSlice(mixed, p, n, g)).map(transform).batch(
+          g // n, drop_remainder=True)
   desc = dict(
       # No process count: process p's local batch b is a slice of global
       # batch b, so the global stream is the same on any number of hosts.
@@ -211,6 +215,27 @@ def make_pipeline(sources: Mapping[str, Any], weights: Mapping[str, float],
   fingerprint = json.dumps(desc, sort_keys=True)
   return TrainIterator(batches, fingerprint, workers=workers,
                        prefetch=prefetch), fingerprint
+
+
+class ProcessSlice:
+  """Random-access view of process `p`'s items of a global-batch stream.
+
+  Local item `i` is global item `(i // L) * G + p * L + i % L` (L = G / P):
+  local batch b is the contiguous slice p of global batch b.
+  """
+
+  def __init__(self, source: Any, process_index: int, process_count: int,
+               global_batch: int):
+    self._source = source
+    self._p, self._n, self._g = process_index, process_count, global_batch
+    self._l = global_batch // process_count
+
+  def __len__(self) -> int:
+    return (len(self._source) // self._g) * self._l
+
+  def __getitem__(self, i: int) -> Any:
+    b, j = divmod(int(i), self._l)
+    return self._source[b * self._g + self._p * self._l + j]
 
 
 class TrainIterator:

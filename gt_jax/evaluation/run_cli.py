@@ -15,9 +15,16 @@ is reported and skipped; the exit status is then 1.
 
 Without `--config`, the config a checkpoint directory records (its `info`:
 `config` spec or `variant`) is used, else the default config; weights that
-do not fit the model are a one-line error naming the variables. Several hosts: pass `--distributed` (calls
-`jax.distributed.initialize()`) or `--process-index/--process-count`; each
-process tracks its own share. Then `evaluate.py report --results RESULTS`.
+do not fit the model are a one-line error naming the variables.
+
+sequences are skipped). Several processes (hosts): run the same command
+once per process with `--coordinator_address HOST:PORT --num_processes N
+--process_id I`, or with `--distributed` inside SLURM / Open MPI / TPU / GKE
+(JAX detects the cluster). Each process tracks its own share of the
+sequences and writes each result file once (atomically); all processes then
+wait at a barrier, and process 0 alone writes the TrackingNet zip and the
+report. (`--process-index/--process-count` without a coordinator shard too,
+but cannot wait for each other: run `evaluate.py report` after all finish.)
 
 Imports of jax and the model are deferred to the handlers, so that
 `evaluate.py --help` and `report` stay fast.
@@ -86,7 +93,12 @@ def add_run_parser(subparsers: Any) -> argparse.ArgumentParser:
   p.add_argument("--prefetch", type=int, default=4,
                  help="frames decoded ahead per sequence slot")
   p.add_argument("--distributed", action="store_true",
-                 help="call jax.distributed.initialize() first")
+                 help="join a cluster detected by JAX (SLURM, Open MPI, "
+                 "TPU, GKE) through jax.distributed.initialize()")
+  g = p.add_argument_group("multi-process", "all three, or none")
+  g.add_argument("--coordinator_address", default=None, metavar="HOST:PORT")
+  g.add_argument("--num_processes", type=int, default=None)
+  g.add_argument("--process_id", type=int, default=None)
   p.add_argument("--process-index", type=int, default=None)
   p.add_argument("--process-count", type=int, default=None)
   p.add_argument("--retrack", action="store_true",
@@ -208,8 +220,7 @@ def handle_run(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
   from gt_jax.evaluation import provenance
   from gt_jax.evaluation import runner
   overrides = _overrides(extra, "run")
-  if args.distributed:
-    jax.distributed.initialize()
+  coordinated = _initialize(args)
   records = _records(args)
   cfg, engine = load_engine(args.config, overrides, args.checkpoint,
                             args.random_init)
@@ -234,6 +245,8 @@ def handle_run(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
       process_count=args.process_count, progress=not args.no_progress)
   print(f"{out}: tracked {s.sequences} sequences ({s.frames} frames, "
         f"{s.fps:.2f} frames/s), {s.skipped} already done")
+  # Every process reaches the barrier, failed sequences or not.
+  args.is_reporter = _finish_shards(args, coordinated, out, records)
   for name, reason in s.failed:
     print(f"evaluate.py run: sequence {name} failed: {reason}",
           file=sys.stderr)
@@ -243,6 +256,48 @@ def handle_run(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:
           "track them (finished sequences are kept)", file=sys.stderr)
     return 1
   return 0
+
+
+def _initialize(args: argparse.Namespace) -> bool:
+  """Joins the other processes; True when they can wait for each other."""
+  from gt_jax.training import sharding
+  if args.coordinator_address is not None or args.distributed:
+    if args.process_index is not None or args.process_count is not None:
+      raise ValueError("--process-index/--process-count are taken from the "
+                       "coordinator; do not pass them with "
+                       "--coordinator_address or --distributed")
+  if args.coordinator_address is None and args.distributed:
+    import jax
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize()
+    return True
+  if sharding.maybe_initialize_distributed(args.coordinator_address,
+                                           args.num_processes,
+                                           args.process_id):
+    return True
+  import jax
+  return jax.process_count() > 1
+
+
+def _finish_shards(args: argparse.Namespace, coordinated: bool, out: str,
+                   records) -> bool:
+  """Waits for every process (barrier); True on the one that reports."""
+  from gt_jax.evaluation import runner
+  from gt_jax.training import hosts
+  if coordinated:
+    hosts.barrier("evaluate-run-done")
+    reporter = hosts.is_primary()
+  else:
+    count = args.process_count or 1
+    reporter = count == 1
+    if not reporter and (args.process_index or 0) == 0:
+      print("evaluate.py run: sharded with --process-index/--process-count: "
+            "run `evaluate.py report` once every process has finished",
+            file=sys.stderr)
+  layout = args.layout or runner.default_layout(args.benchmark)
+  if reporter and layout == "trackingnet":
+    runner.write_trackingnet_zip(out, records)
+  return reporter
 
 
 def handle_recall(args: argparse.Namespace, extra: Sequence[str] = ()) -> int:

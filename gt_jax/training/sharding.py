@@ -88,16 +88,75 @@ def tree_replicated(tree: Any, mesh: jax.sharding.Mesh) -> Any:
   return jax.tree.map(lambda _: rep, tree)
 
 
-def maybe_initialize_distributed() -> None:
-  """`jax.distributed.initialize()` when launched as one of several hosts.
+# Environment variables by which JAX's own cluster detection (SLURM, Open MPI,
+# TPU pods / GKE, Megascale, or an explicit JAX_COORDINATOR_ADDRESS) finds a
+# multi-process launch.
+CLUSTER_MARKERS = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS",
+                   "OMPI_COMM_WORLD_SIZE", "TPU_WORKER_HOSTNAMES",
+                   "MEGASCALE_COORDINATOR_ADDRESS")
 
-  Cluster environments (TPU pods, SLURM, or JAX_COORDINATOR_ADDRESS set)
-  are detected by JAX itself; a plain single-process run skips it.
+
+def maybe_initialize_distributed(coordinator_address: str | None = None,
+                                 num_processes: int | None = None,
+                                 process_id: int | None = None) -> bool:
+  """`jax.distributed.initialize` when launched as one of several processes.
+
+  Pass all three of `coordinator_address` ("HOST:PORT", reachable from every
+  process), `num_processes` and `process_id` (e.g. from
+  `--coordinator_address/--num_processes/--process_id`), or none: then a
+  cluster environment (`CLUSTER_MARKERS`) is detected by JAX itself, and a
+  plain single-process run skips initialisation. JAX's CPU collectives (gloo)
+  are enabled first, so that the same command joins several CPU processes on
+  one machine (tests, a laptop); accelerator platforms ignore the setting.
+  Must run before anything touches the jax backends.
+
+  Returns:
+    Whether `jax.distributed.initialize` was called.
+
+  Raises:
+    ValueError: only some of the three arguments given, or bad values.
   """
-  markers = ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "TPU_WORKER_HOSTNAMES",
-             "MEGASCALE_COORDINATOR_ADDRESS")
-  if any(os.environ.get(m) for m in markers):
+  given = [coordinator_address is not None, num_processes is not None,
+           process_id is not None]
+  if any(given) and not all(given):
+    raise ValueError("--coordinator_address, --num_processes and "
+                     "--process_id go together (all three or none)")
+  if all(given):
+    if ":" not in coordinator_address:
+      raise ValueError(f"--coordinator_address={coordinator_address!r} is not"
+                       " HOST:PORT")
+    if num_processes < 1 or not 0 <= process_id < num_processes:
+      raise ValueError(f"--process_id={process_id} must be in [0, "
+                       f"--num_processes={num_processes})")
+    if num_processes == 1:
+      return False
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
+    jax.distributed.initialize(coordinator_address=coordinator_address,
+                               num_processes=num_processes,
+                               process_id=process_id)
+    return True
+  if any(os.environ.get(m) for m in CLUSTER_MARKERS):
+    jax.config.update("jax_cpu_collectives_implementation", "gloo")
     jax.distributed.initialize()
+    return True
+  return False
+
+
+def add_distributed_args(parser: Any) -> None:
+  """Adds --coordinator_address / --num_processes / --process_id."""
+  g = parser.add_argument_group(
+      "multi-process", "all three, or none to let JAX detect the cluster "
+      "(SLURM, Open MPI, TPU, GKE)")
+  g.add_argument("--coordinator_address", default=None, metavar="HOST:PORT",
+                 help="address of process 0's coordinator service")
+  g.add_argument("--num_processes", type=int, default=None)
+  g.add_argument("--process_id", type=int, default=None)
+
+
+def initialize_from_args(args: Any) -> bool:
+  """`maybe_initialize_distributed` from `add_distributed_args` flags."""
+  return maybe_initialize_distributed(args.coordinator_address,
+                                      args.num_processes, args.process_id)
 
 
 def jit_train_step(train_step: Callable[..., Any],

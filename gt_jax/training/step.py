@@ -26,6 +26,7 @@ import numpy as np
 import optax
 
 from gt_jax.training import losses
+from gt_jax.training import schedule as schedule_lib
 
 PyTree = Any
 
@@ -90,13 +91,10 @@ def lr_schedule(peak_lr: float, warmup_steps: int, warmup_ratio: float,
 
 
 def schedule_from_config(cfg: ml_collections.ConfigDict) -> optax.Schedule:
-  """The lr schedule of a full config (`optim`, `data`, `global_batch_size`)."""
-  o = cfg.optim
-  steps_per_epoch = max(cfg.data.epoch_size // cfg.global_batch_size, 1)
-  return lr_schedule(
-      scaled_lr(o.base_lr, cfg.global_batch_size, o.base_batch_size),
-      o.warmup_steps, o.warmup_ratio,
-      tuple(e * steps_per_epoch for e in o.decay_epochs), o.decay_factor)
+  """The lr schedule of a full config (`gt_jax.training.schedule` rules)."""
+  s = schedule_lib.resolve_schedule(cfg)
+  return lr_schedule(s.peak_lr, s.warmup_steps, s.warmup_ratio,
+                     s.decay_steps, s.decay_factor)
 
 
 def _path_names(path) -> list[str]:
@@ -195,6 +193,16 @@ def _select(mask: PyTree, tree: PyTree) -> list[jax.Array]:
           if m]
 
 
+def _set_counts(opt_state: PyTree, value: jax.Array) -> PyTree:
+  """Sets every optax `count` field (the schedule's step) to `value`."""
+  def fix(node):
+    if hasattr(node, "_fields") and "count" in node._fields:
+      return node._replace(count=jnp.asarray(value, node.count.dtype))
+    return node
+  is_count_state = lambda n: hasattr(n, "_fields") and "count" in n._fields
+  return jax.tree.map(fix, opt_state, is_leaf=is_count_state)
+
+
 def make_train_step(
     model: Any, loss_cfg: losses.LossConfig,
     optimizer: optax.GradientTransformation, mask: PyTree,
@@ -210,9 +218,11 @@ def make_train_step(
     mask: trainable mask (static Python bools).
     schedule: the optimizer's lr schedule (for logging).
 
-  The step folds `state.step` into `rng`. A non-finite loss or gradient norm
-  leaves params and optimizer state unchanged (`skipped = 1` in the
-  metrics); the step counter still advances so the next batch is new.
+  The step folds `state.step` into `rng`. A non-finite loss, gradient norm
+  or updated parameter leaves params and optimizer state unchanged (`skipped = 1` in the
+  metrics); the step counter still advances so the next batch is new, and
+  so does the optimizer's schedule count (it always equals `state.step`), so
+  skipped steps do not shift the lr schedule.
   """
   mask_leaves = [bool(m) for m in jax.tree.leaves(mask)]
 
@@ -234,12 +244,17 @@ def make_train_step(
                            jax.tree.leaves(updates), mask_leaves)
     ])
     grad_norm = _norm(_select(mask, grads))
-    ok = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+    # A finite gradient times a huge lr can still overflow the parameters.
+    ok = (jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+          & jnp.isfinite(_norm(_select(mask, new_params))))
     keep = lambda new, old: jax.tree.map(
         lambda a, b: jnp.where(ok, a, b), new, old)
+    new_opt = keep(new_opt, state.opt_state)
+    # The schedule follows the step, skipped steps included.
+    new_opt = _set_counts(new_opt, state.step + 1)
     new_state = state.replace(step=state.step + 1,
                               params=keep(new_params, state.params),
-                              opt_state=keep(new_opt, state.opt_state))
+                              opt_state=new_opt)
     # The lr that was applied: the trainable chain's count before update.
     count = optax.tree_utils.tree_get(state.opt_state, "count")
     metrics = dict(metrics)
