@@ -52,7 +52,7 @@ def main(argv: list[str]) -> int:
     if debug:
       raise
     print(f"train.py: error: {e}", file=sys.stderr)
-    return 2
+    return 1
   if args.dry_run:
     print(plan.describe())
     return 0
@@ -62,7 +62,7 @@ def main(argv: list[str]) -> int:
     if debug:
       raise
     print(f"train.py: error: {e}", file=sys.stderr)
-    return 2
+    return 1
   from gt_jax.training import loop as train_loop  # pylint: disable=g-import-not-at-top
   try:
     result = train_loop.train(cfg, args.workdir,

@@ -78,4 +78,4 @@ def test_train_dry_run_prints_the_schedule(tmp_path):
        "--workdir", str(tmp_path / "w"), "--num_processes", "2"],
       capture_output=True, text=True, timeout=120,
       env=dict(os.environ, PYTHONPATH=ROOT), check=False)
-  assert bad.returncode == 2 and "all three or none" in bad.stderr
+  assert bad.returncode == 1 and "all three or none" in bad.stderr
