@@ -295,7 +295,8 @@ def _finish_shards(args: argparse.Namespace, coordinated: bool, out: str,
             "run `evaluate.py report` once every process has finished",
             file=sys.stderr)
   layout = args.layout or runner.default_layout(args.benchmark)
-  if reporter and layout == "trackingnet":
+  if coordinated and reporter and layout == "trackingnet":
+    # run_benchmark wrote it already unless other shares were still running.
     runner.write_trackingnet_zip(out, records)
   return reporter
 
