@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import os
 import sys
-import traceback
 from typing import Callable, Sequence
 
 DEBUG_FLAG = "--debug"

@@ -30,12 +30,10 @@ import sys
 import time
 from typing import Any, Callable, Iterator
 
-import grain
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
-import orbax.checkpoint as ocp
 
 from gt_jax.training import checkpoints as ckpt
 from gt_jax.training import hosts
