@@ -13,7 +13,13 @@ Rows (random-init weights: the cost does not depend on their values):
                    train_loop does) of `--pairs` pairs with M instances each:
                    compile s, step time, pairs/s;
   matmul           an N x N x N matmul in the same dtype: the peak the other
-                   rows' achieved FLOP/s are compared with.
+                   rows' achieved FLOP/s are compared with;
+  peer             torchvision's Faster R-CNN R50-FPN at the official size
+                   (eval frame; train step with M boxes), measured in the
+                   same run when torch is importable or `--torch_python`
+                   names an interpreter that has it (bench/torch_peer.py
+                   says how to install it; never a project dependency),
+                   with our time / the peer's time for the matching rows.
 Sizes: `official` = the paper config (ResNet-50-FPN, 800x1333 frames padded
 to an 800x1344 canvas; training canvas 800x1344), `demo` = the demo config
 (ResNet-18-FPN narrow, 128x160). FLOPs are XLA's cost analysis of the
@@ -36,6 +42,7 @@ from typing import Any
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from timing import median_time  # pylint: disable=g-import-not-at-top,wrong-import-position
+import torch_peer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import jax  # pylint: disable=g-import-not-at-top
 import jax.numpy as jnp  # pylint: disable=g-import-not-at-top
@@ -190,6 +197,31 @@ def table(rows: list[dict], peak: float) -> str:
   return "\n".join(lines)
 
 
+def peer_table(rows: list[dict], peer: dict) -> str:
+  """Our official-size rows next to torchvision's, with time ratios."""
+  lines = [f"PyTorch peer: torch {peer['torch']}, torchvision "
+           f"{peer['torchvision']}, {peer['threads']} threads, "
+           f"{peer['height']}x{peer['width']}, random init\n",
+           "| what | ours ms | torchvision Faster R-CNN ms | ours / peer |",
+           "|---|---|---|---|"]
+  for r in rows:
+    if r["size"] != "official":
+      continue
+    if r["kind"] == "track":
+      theirs = peer["eval_s"] * 1e3
+      ours = r["step_ms"] / int(str(r["batch"]).split("=")[1])
+      what = f"tracking frame ({r['batch']}, per frame) vs eval frame"
+    elif r["kind"] == "train" and r["batch"][2:] in peer["train_s"]:
+      theirs = peer["train_s"][r["batch"][2:]] * 1e3
+      ours = r["step_ms"]
+      what = f"train step {r['batch']} vs train step ({r['batch'][2:]} boxes)"
+    else:
+      continue
+    lines.append(f"| {what} | {ours:.0f} | {theirs:.0f} | "
+                 f"{ours / theirs:.2f} |")
+  return "\n".join(lines)
+
+
 def main(argv=None) -> int:
   p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
   p.add_argument("--sizes", default="demo,official",
@@ -206,6 +238,11 @@ def main(argv=None) -> int:
   p.add_argument("--matmul_n", type=int, default=0,
                  help="matmul size (0: 2048 on CPU, 8192 elsewhere)")
   p.add_argument("--json", default="", help="also write the rows here")
+  p.add_argument("--torch_python", default="",
+                 help="python of a venv with torch + torchvision for the "
+                 "peer rows (default: this interpreter, if it has them)")
+  p.add_argument("--no_peer", action="store_true",
+                 help="skip the PyTorch peer rows")
   args = p.parse_args(argv)
   backend = jax.default_backend()
   dev = jax.devices()[0]
@@ -224,6 +261,13 @@ def main(argv=None) -> int:
                               max(2, args.runs // 2)))
       print(table(rows[-1:], rows[0]["gflops_per_s"]).splitlines()[-1],
             flush=True)
+  peer = None
+  if not args.no_peer and "official" in (args.sizes + "," +
+                                         args.train_sizes).split(","):
+    h, w = SIZES["official"][2]
+    peer = torch_peer.measure(h, w, [int(x) for x in
+                                     args.instances.split(",")],
+                              max(2, args.runs // 2), args.torch_python)
   machine = (f"{dev.device_kind} ({backend}, {jax.device_count()} device(s)"
              f", {os.cpu_count()} CPU cores, {platform.processor() or '?'}"
              f"), jax {jax.__version__}")
@@ -232,10 +276,12 @@ def main(argv=None) -> int:
   print(table(rows, rows[0]["gflops_per_s"]))
   print(f"\nprocess peak RSS: {rss:.0f} MB; train steps use {args.pairs} "
         "pair(s); items/s = frames/s (track) or pairs/s (train)")
+  if peer is not None:
+    print("\n" + peer_table(rows, peer))
   if args.json:
     with open(args.json, "w", encoding="utf-8") as f:
-      json.dump(dict(machine=machine, rows=rows, peak_rss_mb=rss), f,
-                indent=1)
+      json.dump(dict(machine=machine, rows=rows, peak_rss_mb=rss,
+                     peer=peer), f, indent=1)
   return 0
 
 

@@ -8,7 +8,10 @@ train step of gt_jax.train_loop on a random batch of the config's landscape
 canvas, then times `--steps` steps. Prints one table row each: compile
 seconds, seconds per step, pairs per second, XLA's memory estimate of the
 compiled step (arguments + outputs + temporaries) and the process peak RSS.
-`--batch 0` uses the config's global_batch_size.
+`--batch 0` uses the config's global_batch_size. With torch importable (or
+`--torch_python` naming a venv that has it, see bench/torch_peer.py), the
+default (official) variant is also timed against torchvision's Faster
+R-CNN R50-FPN train step at the same size in the same run.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import torch_peer  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import jax  # pylint: disable=g-import-not-at-top
 import numpy as np
@@ -89,16 +94,33 @@ def main() -> None:
   p.add_argument("--queries", default="1,8")
   p.add_argument("--batch", type=int, default=0)
   p.add_argument("--steps", type=int, default=3)
+  p.add_argument("--torch_python", default="")
+  p.add_argument("--no_peer", action="store_true")
   a = p.parse_args()
   print(f"devices: {jax.device_count()} x {jax.devices()[0].platform}")
   print(f"{'config':>8} {'M':>2} {'B':>2} {'compile s':>10} {'step s':>8} "
         f"{'pairs/s':>8} {'XLA MiB':>8} {'peak RSS MiB':>12} {'loss':>7}")
+  ours = {}
   for variant in a.variants.split(","):
     for m in (int(x) for x in a.queries.split(",")):
       r = bench(variant, m, a.batch, a.steps)
+      if variant == "default" and r["batch"] == 1:
+        ours[m] = r["step_s"]
       print(f"{variant:>8} {m:>2} {r['batch']:>2} {r['compile_s']:>10.1f} "
             f"{r['step_s']:>8.3f} {r['pairs_s']:>8.2f} {r['xla_mb']:>8.0f} "
             f"{r['rss_mb']:>12.0f} {r['loss']:>7.3f}", flush=True)
+  if ours and not a.no_peer:
+    cfg = load_config(CONFIG)
+    long_side, short_side = cfg.preprocess.scale
+    peer = torch_peer.measure(short_side, long_side, sorted(ours),
+                              max(2, a.steps), a.torch_python)
+    if peer is not None:
+      print(f"\ntorchvision Faster R-CNN R50-FPN train step (torch "
+            f"{peer['torch']}, {peer['height']}x{peer['width']}):")
+      for m, s in sorted(ours.items()):
+        theirs = peer["train_s"][str(m)]
+        print(f"  M = {m}: ours {s:.2f} s, peer {theirs:.2f} s, ours / peer "
+              f"{s / theirs:.2f}")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gt_jax.model.conv import Conv
+
 # official: GlobalTrack modulators normal_init(std=0.01), bias 0 (LS §6).
 _mod_init = nn.initializers.normal(0.01)
 _PAD1 = ((1, 1), (1, 1))
@@ -37,7 +39,7 @@ class RPNModulator(nn.Module):
   dtype: Any = jnp.float32
 
   def setup(self):
-    conv = lambda k, pad, name: nn.Conv(
+    conv = lambda k, pad, name: Conv(
         self.channels, (k, k), padding=pad, kernel_init=_mod_init,
         dtype=self.dtype, name=name)
     self.proj_modulator = [
@@ -85,7 +87,7 @@ class RCNNModulator(nn.Module):
   dtype: Any = jnp.float32
 
   def setup(self):
-    conv = lambda k, pad, name: nn.Conv(
+    conv = lambda k, pad, name: Conv(
         self.channels, (k, k), padding=pad, kernel_init=_mod_init,
         dtype=self.dtype, name=name)
     self.proj_z = conv(3, _PAD1, "proj_z")
