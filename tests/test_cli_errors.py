@@ -53,6 +53,9 @@ def _one_line(r, prog, *needles):
      ["missing.py"]),
     (["-m", "gt_jax.demo", "--workdir", "w", "--config.nope=1"],
      "python -m gt_jax.demo", ["'nope'"]),
+    # Would silently train a fresh "cross" arm into the missing folder.
+    (["-m", "gt_jax.ablations", "--workdir", "w", "--demo_workdir",
+      "runs/nodemo"], "python -m gt_jax.ablations", ["runs/nodemo"]),
 ])
 def test_entry_points_print_one_line(tmp_path, args, prog, needles):
   if args[0].endswith(".py"):
