@@ -222,6 +222,11 @@ def _add_vot_lt(benchmark, vot, overall, per_seq) -> None:
       log.warning("%s; VOT-LT metrics skipped", e)
       return
     n = len(r.boxes)
+    bad = np.flatnonzero(~np.isfinite(conf))
+    if len(bad):
+      log.warning("%s:%d: score is not a number; VOT-LT metrics skipped",
+                  scores_path, bad[0] + 1)
+      return
     if len(conf) < n or len(pred) < n:
       log.warning("%s: scores or results shorter than the GT; VOT-LT "
                   "metrics skipped", scores_path)

@@ -14,7 +14,8 @@ from typing import Sequence
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord, box_validity
 from gt_jax.data.sources import manifest
-from gt_jax.data.sources.frames import (list_numbered_frames,
+from gt_jax.data.sources.frames import (check_rows, frames_on_disk,
+                                        list_numbered_frames,
                                         numbered_frame_paths)
 from gt_jax.data.sources.textfile import read_boxes, read_flags, read_lines
 
@@ -68,8 +69,9 @@ def read_sequence(seq_dir: str, split: str,
   Args:
     seq_dir: e.g. `<root>/train/GOT-10k_Train_000001`.
     split: "train", "val" or "test"; test keeps its single first-frame row.
-    frames: False (scoring) never lists the frames: one frame per
-      ground-truth row (test: the first frame), paths `%08d.jpg` unchecked.
+    frames: False (scoring) does not need the frames: one frame per
+      ground-truth row (test: the first frame), paths `%08d.jpg` unchecked
+      (a complete run of frames of another length is still an error).
 
   Returns:
     A SequenceRecord with boxes (N, 4) ((1, 4) for test). meta holds
@@ -92,6 +94,7 @@ def read_sequence(seq_dir: str, split: str,
   if frames:
     paths = list_numbered_frames(seq_dir, (".jpg",), first=1)
   else:
+    check_rows(gt_path, boxes.shape[0], frames_on_disk(seq_dir), first_only)
     paths = numbered_frame_paths(seq_dir, "%08d.jpg", 1,
                                  max(boxes.shape[0], 1), check=False)
   want = 1 if first_only else len(paths)

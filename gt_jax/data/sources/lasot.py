@@ -13,7 +13,8 @@ from typing import Sequence
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord, box_validity
 from gt_jax.data.sources import manifest
-from gt_jax.data.sources.frames import (list_numbered_frames,
+from gt_jax.data.sources.frames import (check_rows, frames_on_disk,
+                                        list_numbered_frames,
                                         numbered_frame_paths)
 from gt_jax.data.sources.lasot_split import (TEST_NAMES, TRAIN_NAMES,
                                              category_of)
@@ -46,8 +47,9 @@ def read_sequence(seq_dir: str, frames: bool = True) -> SequenceRecord:
 
   Args:
     seq_dir: `<root>/<category>/<name>`.
-    frames: False (scoring) never lists `img/`: one frame per ground-truth
-      row, paths `img/%08d.jpg` unchecked.
+    frames: False (scoring) does not need `img/`: one frame per ground-truth
+      row, paths `img/%08d.jpg` unchecked (a complete `img/` of another
+      length is still an error).
 
   Returns:
     A SequenceRecord; `visible = valid & no full occlusion & not out of view`
@@ -67,6 +69,7 @@ def read_sequence(seq_dir: str, frames: bool = True) -> SequenceRecord:
   if frames:
     paths = list_numbered_frames(img_dir, (".jpg",), 1)
   else:
+    check_rows(gt_path, boxes.shape[0], frames_on_disk(img_dir))
     paths = numbered_frame_paths(img_dir, "%08d.jpg", 1, boxes.shape[0],
                                  check=False)
   n = len(paths)
@@ -91,16 +94,13 @@ def read_sequence(seq_dir: str, frames: bool = True) -> SequenceRecord:
   return SequenceRecord(name, paths, boxes, valid, visible, meta)
 
 
-def _index_files(root: str, names: Sequence[str],
-                 frames: bool = True) -> list[str]:
+def _index_files(root: str, names: Sequence[str]) -> list[str]:
   files = []
   for n in names:
     d = sequence_dir(root, n)
-    files += [d, os.path.join(d, "groundtruth.txt"),
+    files += [d, os.path.join(d, "img"), os.path.join(d, "groundtruth.txt"),
               os.path.join(d, "nlp.txt")]
     files += [os.path.join(d, f"{f}.txt") for f in _FLAG_FILES]
-    if frames:
-      files.append(os.path.join(d, "img"))
   return files
 
 
@@ -131,5 +131,5 @@ def read_lasot(root: str, split: str = "train",
     return [read_sequence(sequence_dir(root, n), frames) for n in names]
 
   kind = "lasot" if frames else "lasot-annotations"
-  return manifest.load_or_build(kind, root, _index_files(root, names, frames),
+  return manifest.load_or_build(kind, root, _index_files(root, names),
                                 build, cache_dir, options="\n".join(names))

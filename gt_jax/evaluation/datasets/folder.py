@@ -26,9 +26,9 @@ def read_folder_sequence(seq_dir: str, name: str | None = None,
                          frames: bool = True) -> SequenceRecord:
   """Reads one generic sequence folder.
 
-  With `frames=False` (scoring) missing or damaged frame folders are no
-  error: the frames found are used when they match the ground truth, else
-  one path per row is assumed (`%04d.jpg`, unchecked).
+  With `frames=False` (scoring) missing or partly deleted frames are no
+  error: one path per row is then assumed (`%04d.jpg`, unchecked); a
+  complete run of frames must still match the ground truth.
 
   Raises:
     DatasetLayoutError: no ground truth, no frames, a frame gap, or a row
@@ -44,12 +44,12 @@ def read_folder_sequence(seq_dir: str, name: str | None = None,
   except DatasetLayoutError:
     if frames:
       raise
-    paths = []
-  if not paths or boxes.shape[0] not in (1, len(paths)):
-    if frames:
-      raise DatasetLayoutError(path, f"{boxes.shape[0]} rows for "
-                               f"{len(paths)} frames (expected 1 or "
-                               f"{len(paths)})")
+    paths = None  # scoring: missing or partly deleted frames are fine
+  if paths is not None and boxes.shape[0] not in (1, len(paths)):
+    raise DatasetLayoutError(path, f"{boxes.shape[0]} rows for "
+                             f"{len(paths)} frames (expected 1 or "
+                             f"{len(paths)})")
+  if paths is None:
     paths = numbered_frame_paths(frame_dir, "%04d.jpg", 1, boxes.shape[0],
                                  check=False)
   first_only = boxes.shape[0] == 1 and len(paths) > 1

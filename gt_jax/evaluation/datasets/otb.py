@@ -15,7 +15,8 @@ from typing import Mapping, Sequence
 
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord, box_validity
-from gt_jax.data.sources.frames import (list_numbered_frames,
+from gt_jax.data.sources.frames import (check_rows, frames_on_disk,
+                                        list_numbered_frames,
                                         numbered_frame_paths)
 from gt_jax.data.sources.textfile import read_boxes
 from gt_jax.evaluation.datasets import otb_tables
@@ -68,8 +69,9 @@ def read_target(seq_dir: str, name: str, gt_path: str,
       1..N where `img/` must hold exactly N frames.
     digits: frame-name zero padding (used with `frame_range`, and for the
       frame paths when `frames` is False).
-    frames: False (scoring) never looks at `img/`: one frame per row is
-      assumed and the paths are built from the naming rule, unchecked.
+    frames: False (scoring) does not need `img/`: one frame per row is
+      assumed and the paths are built from the naming rule, unchecked (a
+      complete `img/` of another length is still an error).
 
   Raises:
     DatasetLayoutError: row/frame mismatch, missing frames, bad rows.
@@ -84,6 +86,8 @@ def read_target(seq_dir: str, name: str, gt_path: str,
                                f" in {img_dir}")
     first = 1
   else:
+    if frame_range is None:
+      check_rows(gt_path, n, frames_on_disk(img_dir, (".jpg", ".png")))
     first, last = frame_range or (1, n)
     if last - first + 1 != n:
       raise DatasetLayoutError(

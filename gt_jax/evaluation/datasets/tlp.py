@@ -14,7 +14,8 @@ import numpy as np
 
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord, box_validity
-from gt_jax.data.sources.frames import (list_numbered_frames,
+from gt_jax.data.sources.frames import (check_rows, frames_on_disk,
+                                        list_numbered_frames,
                                         numbered_frame_paths)
 from gt_jax.data.sources.textfile import read_table
 
@@ -24,8 +25,9 @@ GT_FILE = "groundtruth_rect.txt"
 def read_sequence(seq_dir: str, frames: bool = True) -> SequenceRecord:
   """Reads one TLP sequence; meta["lost"] is the int64 (N,) isLost column.
 
-  `frames=False` (scoring) never lists `img/`: the paths follow the naming
-  rule (`%05d.jpg`, one per row), unchecked.
+  `frames=False` (scoring) does not need `img/`: the paths follow the naming
+  rule (`%05d.jpg`, one per row), unchecked (a complete `img/` of another
+  length is still an error).
 
   Raises:
     DatasetLayoutError: missing ground truth or frames, a frame-number gap,
@@ -48,6 +50,7 @@ def read_sequence(seq_dir: str, frames: bool = True) -> SequenceRecord:
     if len(paths) != n:
       raise DatasetLayoutError(path, f"{n} rows for {len(paths)} frames")
   else:
+    check_rows(path, n, frames_on_disk(img_dir))
     paths = numbered_frame_paths(img_dir, "%05d.jpg", 1, n, check=False)
   boxes = table[:, 1:5]
   lost = table[:, 5].astype(np.int64)

@@ -15,7 +15,8 @@ from typing import Sequence
 
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord, box_validity
-from gt_jax.data.sources.frames import (list_numbered_frames,
+from gt_jax.data.sources.frames import (check_rows, frames_on_disk,
+                                        list_numbered_frames,
                                         numbered_frame_paths)
 from gt_jax.data.sources.textfile import read_boxes
 
@@ -38,8 +39,9 @@ def read_sequence(chunk_dir: str, video: str,
                   frames: bool = True) -> SequenceRecord:
   """Reads `<chunk_dir>/anno/<video>.txt` and `<chunk_dir>/frames/<video>/`.
 
-  `frames=False` (scoring) never lists the frames folder: a train sequence
-  has one frame per row, TEST one known frame; paths `%d.jpg`, unchecked.
+  `frames=False` (scoring) does not need the frames: a train sequence has
+  one frame per row, TEST one known frame; paths `%d.jpg`, unchecked (a
+  complete frames folder of another length is still an error).
 
   Raises:
     DatasetLayoutError: missing frames folder or a frame gap, TEST anno with
@@ -53,6 +55,8 @@ def read_sequence(chunk_dir: str, video: str,
   if frames:
     paths = list_numbered_frames(frame_dir, (".jpg",), first=0)
   else:
+    check_rows(path, boxes.shape[0], frames_on_disk(frame_dir, first=0),
+               first_only)
     paths = numbered_frame_paths(frame_dir, "%d.jpg", 0,
                                  max(boxes.shape[0], 1) - 1, check=False)
   want = 1 if first_only else len(paths)
