@@ -386,8 +386,10 @@ def _main(argv: Sequence[str]) -> int:
         if t == 0 or not args.skip_bad_frames:
           hint = ("" if t == 0 else "; rerun with --skip-bad-frames to "
                   "give it a nan row and go on")
+          kept = (f"rows 0..{t - 1} are in {args.out}" if t else
+                  "the first frame holds the init box: nothing tracked")
           raise FrameReadError(t, f"{str(frame).split(': ', 1)[1]}{hint} "
-                               f"(rows 0..{t - 1} are in {args.out})")
+                               f"({kept})")
         nan = float("nan")
         rows.write((nan,) * 4, nan, nan)
         summary["skipped_frames"].append(t)

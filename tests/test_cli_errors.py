@@ -71,6 +71,12 @@ def _one_line(r, prog, *needles):
     (["track.py", "--frames", "seq", "--box", "1,2,30,30", "--checkpoint",
       "damaged", "--out", "o"], "track.py",
      ["damaged: damaged or incomplete checkpoint"]),
+    (["evaluate.py", "run", "--benchmark", "folder", "--root", ".",
+      "--subset", "seq", "--random-init", "0", "--results", "r", "--config",
+      TINY, "--workers", "-1"], "evaluate.py", ["--workers -1: must be >= 0"]),
+    (["evaluate.py", "report", "--benchmark", "lasot", "--root",
+      "weights.pth", "--results", "r", "--out", "o"], "evaluate.py",
+     ["weights.pth: a file, not the lasot folder"]),
     # Would silently train a fresh "cross" arm into the missing folder.
     (["-m", "gt_jax.ablations", "--workdir", "w", "--demo_workdir",
       "runs/nodemo"], "python -m gt_jax.ablations", ["runs/nodemo"]),

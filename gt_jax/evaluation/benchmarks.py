@@ -234,6 +234,8 @@ def load_benchmark(name: str, root: str, subset: Subset = None,
   if key not in BENCHMARKS:
     raise ValueError(f"unknown benchmark {name!r}; expected one of "
                      f"{sorted(BENCHMARKS)}")
+  if os.path.isfile(root):
+    raise DatasetLayoutError(root, f"a file, not the {name} folder")
   if not os.path.isdir(root):
     raise DatasetLayoutError(root, f"{name} folder not found")
   return BENCHMARKS[key](root, subset, frames)
