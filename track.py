@@ -345,6 +345,15 @@ def _main(argv: Sequence[str]) -> int:
   box = parse_box(args.box)
   if args.max_frames is not None and args.max_frames < 1:
     raise ValueError(f"--max-frames {args.max_frames}: must be >= 1")
+  # Checked before the model loads; a 0 or negative size or stride would
+  # otherwise give 1-pixel drawings or a late error.
+  for flag in ("gif_every", "gif_max_frames", "gif_max_side",
+               "video_max_side"):
+    if getattr(args, flag) < 1:
+      raise ValueError(f"--{flag.replace('_', '-')} {getattr(args, flag)}: "
+                       "must be >= 1")
+  if not args.fps >= 0:  # 0: the input video's rate
+    raise ValueError(f"--fps {args.fps}: must be > 0 (or 0: the input's)")
   if os.path.exists(args.out) and not os.path.isdir(args.out):
     raise ValueError(f"--out {args.out!r} is a file, not a folder")
   if args.frames:
@@ -377,8 +386,10 @@ def _main(argv: Sequence[str]) -> int:
         if t == 0 or not args.skip_bad_frames:
           hint = ("" if t == 0 else "; rerun with --skip-bad-frames to "
                   "give it a nan row and go on")
+          kept = (f"rows 0..{t - 1} are in {args.out}" if t else
+                  "the first frame holds the init box: nothing tracked")
           raise FrameReadError(t, f"{str(frame).split(': ', 1)[1]}{hint} "
-                               f"(rows 0..{t - 1} are in {args.out})")
+                               f"({kept})")
         nan = float("nan")
         rows.write((nan,) * 4, nan, nan)
         summary["skipped_frames"].append(t)

@@ -29,9 +29,10 @@ from gt_jax.training import schedule as schedule_lib
 from gt_jax.training import sharding
 
 
-def main(argv: list[str]) -> int:
+def _main(argv: list[str]) -> int:
   overrides, rest = config_lib.split_config_args(argv)
-  parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+  parser = argparse.ArgumentParser(prog="train.py",
+                                   description=__doc__.splitlines()[0])
   parser.add_argument("--config", required=True,
                       help="config file, optionally :variant")
   parser.add_argument("--workdir", required=True, help="output directory")
@@ -44,44 +45,16 @@ def main(argv: list[str]) -> int:
                       help="print the resolved schedule and exit")
   sharding.add_distributed_args(parser)
   args = parser.parse_args(rest)
-  debug = args.debug or os.environ.get("GT_JAX_DEBUG", "") not in ("", "0")
-  try:
-    cfg = config_lib.load_config(args.config, overrides)
-    plan = schedule_lib.resolve_schedule(cfg)
-  except (ValueError, KeyError, FileNotFoundError) as e:
-    if debug:
-      raise
-    print(f"train.py: error: {e}", file=sys.stderr)
-    return 1
+  cfg = config_lib.load_config(args.config, overrides)
+  plan = schedule_lib.resolve_schedule(cfg)
   if args.dry_run:
     print(plan.describe())
     return 0
-  try:
-    sharding.initialize_from_args(args)
-  except ValueError as e:
-    if debug:
-      raise
-    print(f"train.py: error: {e}", file=sys.stderr)
-    return 1
   from gt_jax.training import loop as train_loop  # pylint: disable=g-import-not-at-top
-  try:
-    result = train_loop.train(cfg, args.workdir,
-                              progress=not args.no_progress)
-  except (ValueError, train_loop.NonFiniteAbort, FileNotFoundError) as e:
-    # Configuration errors and a non-finite abort: one line, no traceback
-    # (the message names the file / field / loss term).
-    if debug:
-      raise
-    print(f"train.py: error: {e}", file=sys.stderr)
-    return 1
-  except BaseException:  # pylint: disable=broad-except
-    if jax.process_count() > 1:
-      # Exit now: a normal exit would wait at jax.distributed's shutdown
-      # barrier for processes that may be waiting for this one.
-      traceback.print_exc()
-      sys.stderr.flush()
-      os._exit(1)  # pylint: disable=protected-access
-    raise
+  # Missing data roots / init_checkpoint: one line now, not after compiling.
+  train_loop.check_inputs(cfg, args.workdir)
+  sharding.initialize_from_args(args)
+  result = train_loop.train(cfg, args.workdir, progress=not args.no_progress)
   if not result.last_metrics:
     print(f"step {result.step}: already finished")
     return 0
@@ -91,5 +64,21 @@ def main(argv: list[str]) -> int:
   return 0
 
 
+def _exit_now_if_multiprocess(_: BaseException) -> None:
+  """A crash in one of several processes: exit at once, since a normal exit
+  would wait at jax.distributed's shutdown barrier for processes that may be
+  waiting for this one."""
+  if jax.distributed.is_initialized() and jax.process_count() > 1:
+    traceback.print_exc()
+    sys.stderr.flush()
+    os._exit(1)  # pylint: disable=protected-access
+
+
+def main(argv: list[str] | None = None) -> int:
+  """Trains; errors (config, paths, a non-finite abort) are one stderr line
+  and status 1 (`--debug` or GT_JAX_DEBUG=1: the traceback)."""
+  return run_main("train.py", _main, argv, on_crash=_exit_now_if_multiprocess)
+
+
 if __name__ == "__main__":
-  sys.exit(run_main("train.py", main, sys.argv[1:]))
+  sys.exit(main())

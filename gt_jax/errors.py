@@ -83,7 +83,8 @@ USER_ERRORS = (GtJaxError, ValueError, OSError, KeyError)
 
 
 def run_main(prog: str, main: Callable[[list[str]], int],
-             argv: Sequence[str] | None = None) -> int:
+             argv: Sequence[str] | None = None,
+             on_crash: Callable[[BaseException], None] | None = None) -> int:
   """Runs `main(argv)`; user errors -> one stderr line and exit status 1.
 
   Args:
@@ -91,6 +92,9 @@ def run_main(prog: str, main: Callable[[list[str]], int],
     main: takes the argument list (without the program name and without
       `--debug`) and returns an exit status.
     argv: the arguments (default: sys.argv[1:]).
+    on_crash: called with any other exception (a bug, not a user error)
+      before it propagates with its traceback; train.py exits a
+      multi-process run at once from here.
 
   Returns:
     `main`'s exit status, 1 on a user error, 130 on Ctrl-C.
@@ -98,13 +102,19 @@ def run_main(prog: str, main: Callable[[list[str]], int],
   argv = list(sys.argv[1:] if argv is None else argv)
   debug = debug_requested(argv)
   argv = [a for a in argv if a != DEBUG_FLAG]
-  if debug:
-    return main(argv)
   try:
     return main(argv)
   except USER_ERRORS as e:
+    if debug:
+      raise
     print(f"{prog}: error: {one_line(e)}", file=sys.stderr)
     return 1
   except KeyboardInterrupt:
+    if debug:
+      raise
     print(f"{prog}: interrupted", file=sys.stderr)
     return 130
+  except Exception as e:  # pylint: disable=broad-except
+    if on_crash is not None:
+      on_crash(e)
+    raise

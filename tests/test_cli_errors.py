@@ -53,6 +53,33 @@ def _one_line(r, prog, *needles):
      ["missing.py"]),
     (["-m", "gt_jax.demo", "--workdir", "w", "--config.nope=1"],
      "python -m gt_jax.demo", ["'nope'"]),
+    # Were accepted: 1-pixel drawings, a late error, a silently ignored rate.
+    (["track.py", "--frames", "seq", "--box", "1,2,30,30", "--random-init",
+      "0", "--config", TINY, "--out", "o", "--gif-every", "0"], "track.py",
+     ["--gif-every 0: must be >= 1"]),
+    (["track.py", "--frames", "seq", "--box", "1,2,30,30", "--random-init",
+      "0", "--config", TINY, "--out", "o", "--video-max-side", "-5"],
+     "track.py", ["--video-max-side -5: must be >= 1"]),
+    (["track.py", "--frames", "seq", "--box", "1,2,30,30", "--random-init",
+      "0", "--config", TINY, "--out", "o", "--fps", "-1"], "track.py",
+     ["--fps -1.0"]),
+    # A file given as the model folder (was "directory not found"), and a
+    # damaged one (was orbax's "Metadata file ... does not exist").
+    (["track.py", "--frames", "seq", "--box", "1,2,30,30", "--checkpoint",
+      "weights.pth", "--out", "o"], "track.py",
+     ["weights.pth: a file, not a checkpoint folder"]),
+    (["track.py", "--frames", "seq", "--box", "1,2,30,30", "--checkpoint",
+      "damaged", "--out", "o"], "track.py",
+     ["damaged: damaged or incomplete checkpoint"]),
+    (["evaluate.py", "run", "--benchmark", "folder", "--root", ".",
+      "--subset", "seq", "--random-init", "0", "--results", "r", "--config",
+      TINY, "--workers", "-1"], "evaluate.py", ["--workers -1: must be >= 0"]),
+    (["evaluate.py", "report", "--benchmark", "lasot", "--root",
+      "weights.pth", "--results", "r", "--out", "o"], "evaluate.py",
+     ["weights.pth: a file, not the lasot folder"]),
+    # Would silently train a fresh "cross" arm into the missing folder.
+    (["-m", "gt_jax.ablations", "--workdir", "w", "--demo_workdir",
+      "runs/nodemo"], "python -m gt_jax.ablations", ["runs/nodemo"]),
 ])
 def test_entry_points_print_one_line(tmp_path, args, prog, needles):
   if args[0].endswith(".py"):
@@ -61,6 +88,9 @@ def test_entry_points_print_one_line(tmp_path, args, prog, needles):
   from dataset_fixtures import write_frames, write_text
   write_frames(str(tmp_path / "seq"), ["0001.jpg", "0002.jpg"])
   write_text(str(tmp_path / "seq" / "groundtruth.txt"), "2,2,10,10\n" * 2)
+  (tmp_path / "weights.pth").write_bytes(b"PK\x03\x04")
+  for item in ("variables", "info"):  # the folders, without orbax's files
+    os.makedirs(tmp_path / "damaged" / item)
   _one_line(_run(args, str(tmp_path)), prog, *needles)
 
 

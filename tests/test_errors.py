@@ -199,3 +199,26 @@ def test_provenance_unknown_or_damaged_origin(tmp_path):
   b = {"params": {"w": np.array([0, 0, 1e-7], np.float32)}}
   assert (provenance.weights_fingerprint(a) !=
           provenance.weights_fingerprint(b))
+
+
+def test_run_main_on_crash_sees_bugs_not_user_errors(capsys):
+  seen = []
+
+  def fail(exc):
+    def main(argv):
+      raise exc
+    return main
+
+  missing = FileNotFoundError(2, "No such file", "x.txt")
+  rc = errors.run_main("prog", fail(missing), [], on_crash=seen.append)
+  assert rc == 1 and seen == []
+  assert capsys.readouterr().err == "prog: error: x.txt: No such file\n"
+  with pytest.raises(RuntimeError, match="bug"):
+    errors.run_main("prog", fail(RuntimeError("bug")), [],
+                    on_crash=seen.append)
+  assert [str(e) for e in seen] == ["bug"]
+  # --debug: user errors propagate with their traceback, on_crash not called.
+  with pytest.raises(FileNotFoundError):
+    errors.run_main("prog", fail(FileNotFoundError("x")), ["--debug"],
+                    on_crash=seen.append)
+  assert len(seen) == 1

@@ -268,3 +268,21 @@ def test_track_video_damage_and_frame_count(setup, tmp_path, capsys,
   assert "read 8 frames but" in err and "has 10" in err
   boxes, _, summary = _rows(out)
   assert len(boxes) == 8 and summary["container_frames"] == 10
+
+
+def test_undecodable_first_frame_says_nothing_was_tracked(setup, tmp_path,
+                                                          capsys):
+  _, rec, ckpt = setup
+  frames = str(tmp_path / "frames")
+  shutil.copytree(os.path.dirname(rec.frame_paths[0]), frames)
+  with open(os.path.join(frames, os.path.basename(rec.frame_paths[0])),
+            "wb") as f:
+    f.write(b"not a jpeg")
+  rc = track.main(["--frames", frames, "--box", ",".join(map(str, BOX)),
+                   "--config", CONFIG, "--checkpoint", ckpt,
+                   "--out", str(tmp_path / "out"), "--skip-bad-frames"])
+  err = capsys.readouterr().err.strip().splitlines()
+  assert rc == 1 and len(err) == 1, err
+  assert err[0].startswith("track.py: error: frame 0: "), err[0]
+  assert "0001.jpg" in err[0] and "nothing tracked" in err[0], err[0]
+  assert "0..-1" not in err[0]  # was "(rows 0..-1 are in OUT)"

@@ -67,6 +67,9 @@ def is_variables_checkpoint(directory: str | os.PathLike[str]) -> bool:
 
 def _composite_restore(directory: str, item: str) -> Any:
   import orbax.checkpoint as ocp  # pylint: disable=g-import-not-at-top
+  if os.path.isfile(directory):
+    raise ValueError(f"{directory}: a file, not a checkpoint folder (convert "
+                     "a .pth with `python -m gt_jax.convert`)")
   if not os.path.isdir(directory):
     raise FileNotFoundError(f"checkpoint directory not found: {directory!r}")
   if not os.path.isdir(os.path.join(directory, item)):
@@ -74,9 +77,16 @@ def _composite_restore(directory: str, item: str) -> Any:
                      f"save_variables (no {item!r} item)")
   restore = (ocp.args.StandardRestore() if item == "variables" else
              ocp.args.JsonRestore())
-  with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
-    return ckptr.restore(directory, args=ocp.args.Composite(
-        **{item: restore}))[item]
+  try:
+    with ocp.Checkpointer(ocp.CompositeCheckpointHandler()) as ckptr:
+      return ckptr.restore(directory, args=ocp.args.Composite(
+          **{item: restore}))[item]
+  except Exception as e:  # pylint: disable=broad-except
+    # orbax / tensorstore errors: many lines, often without the folder.
+    first = next((l.strip() for l in str(e).splitlines() if l.strip()),
+                 type(e).__name__)
+    raise ValueError(f"{directory}: damaged or incomplete checkpoint "
+                     f"({item}: {first})") from e
 
 
 def restore_variables(directory: str | os.PathLike[str]) -> dict[str, Any]:

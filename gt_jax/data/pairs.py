@@ -38,6 +38,7 @@ import numpy as np
 from PIL import Image
 
 from gt_jax.boxes import np_boxes
+from gt_jax.data.errors import DatasetLayoutError
 
 # Official Seq2Pair frame filters (LS §13.4; neuron `Seq2Pair._filter`).
 _MIN_AREA = 20.0  # area > 20
@@ -80,16 +81,42 @@ xywh_to_xyxy = np_boxes.xywh_to_xyxy
 clip_to_image = np_boxes.clip_boxes
 
 
+# What PIL raises for a damaged or unsupported file (truncated data is an
+# OSError without the file name; some broken headers raise SyntaxError).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, Image.DecompressionBombError)
+
+
+def _damaged(path: str, e: BaseException) -> DatasetLayoutError:
+  # A damaged training image stops the run (never skipped: a skip would
+  # change the data stream that checkpoints and the fingerprint describe).
+  what = ("not an image file" if isinstance(e, Image.UnidentifiedImageError)
+          else str(e) or type(e).__name__)
+  return DatasetLayoutError(
+      path, f"cannot decode training image ({what}); repair or remove it, "
+      "then rerun (training resumes from its last checkpoint)")
+
+
 def load_rgb(path: str) -> np.ndarray:
-  """Decodes an image file to uint8 (H, W, 3) RGB (official: PIL)."""
-  with Image.open(path) as im:
-    return np.asarray(im.convert("RGB"))
+  """Decodes an image file to uint8 (H, W, 3) RGB (official: PIL).
+
+  Raises:
+    DatasetLayoutError: missing or damaged file (picklable, so it reaches
+      the trainer unchanged from a grain worker), naming the file.
+  """
+  try:
+    with Image.open(path) as im:
+      return np.asarray(im.convert("RGB"))
+  except _DECODE_ERRORS as e:
+    raise _damaged(path, e) from None
 
 
 def image_size(path: str) -> tuple[int, int]:
   """(height, width) from the file header, without decoding the pixels."""
-  with Image.open(path) as im:
-    w, h = im.size
+  try:
+    with Image.open(path) as im:
+      w, h = im.size
+  except _DECODE_ERRORS as e:
+    raise _damaged(path, e) from None
   return h, w
 
 

@@ -47,6 +47,7 @@ from gt_jax.data.synthetic import scenario
 from gt_jax.demo import run as demo
 from gt_jax.demo.training import log
 from gt_jax.demo.training import train_demo
+from gt_jax.errors import run_main
 from gt_jax.evaluation import benchmarks
 from gt_jax.evaluation import protocols
 from gt_jax.evaluation import recall
@@ -261,6 +262,12 @@ def markdown(result: Mapping[str, Any]) -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+  """Runs the ablations; errors are one stderr line and status 1 (`--debug`
+  or GT_JAX_DEBUG=1: the traceback)."""
+  return run_main("python -m gt_jax.ablations", _main, argv)
+
+
+def _main(argv: Sequence[str]) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m gt_jax.ablations", description=__doc__,
       formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -277,6 +284,12 @@ def main(argv: Sequence[str] | None = None) -> int:
   args = parser.parse_args(argv)
   if args.demo_workdir and args.steps:
     parser.error("--demo_workdir needs the demo's own schedule (no --steps)")
+  if args.demo_workdir and not any(
+      os.path.isdir(os.path.join(args.demo_workdir, d))
+      for d in ("model", "checkpoints")):
+    # Else the cross-query arm would silently train afresh in that folder.
+    raise FileNotFoundError(f"--demo_workdir {args.demo_workdir}: no demo run "
+                            "there (no model/ or checkpoints/)")
   result = run(args.workdir, args.seeds, args.steps, args.demo_workdir,
                data_dir=args.data_dir, progress=not args.no_progress)
   print(markdown(result))

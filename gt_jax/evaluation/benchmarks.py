@@ -30,7 +30,8 @@ from gt_jax.evaluation.datasets import (folder, otb, otb_tables, oxuva, tlp,
                                         trackingnet, uav, uav_tables)
 
 Subset = str | Sequence[str] | None
-Loader = Callable[[str, Subset], list[SequenceRecord]]
+# loader(root, subset, frames): frames=False reads annotations only.
+Loader = Callable[[str, Subset, bool], list[SequenceRecord]]
 
 AVAILABLE = "available"
 TINY_TLP_FRAMES = 600  # official: TinyTLP is the first 600 frames (20 s).
@@ -50,7 +51,8 @@ def _unknown(name: str, subset: str, choices: Sequence[str]) -> ValueError:
 
 
 def _otb_loader(default: str) -> Loader:
-  def load(root: str, subset: Subset) -> list[SequenceRecord]:
+  def load(root: str, subset: Subset,
+           frames: bool = True) -> list[SequenceRecord]:
     dirs = otb_tables.SUBSETS[default]
     if subset == AVAILABLE:
       dirs = [d for d in dirs if os.path.isdir(os.path.join(root, d))]
@@ -61,35 +63,37 @@ def _otb_loader(default: str) -> Loader:
     elif subset is not None:
       names = list(subset)
       dirs = list(dict.fromkeys(otb.directory_of(n) for n in names))
-      return otb.read_otb(root, dirs, names)
-    return otb.read_otb(root, dirs)
+      return otb.read_otb(root, dirs, names, frames=frames)
+    return otb.read_otb(root, dirs, frames=frames)
   return load
 
 
 def _uav_loader(table: uav_tables.Table, anno_set: str) -> Loader:
-  def load(root: str, subset: Subset) -> list[SequenceRecord]:
+  def load(root: str, subset: Subset,
+           frames: bool = True) -> list[SequenceRecord]:
     if subset == AVAILABLE:
       names = uav.annotated_names(root, table, anno_set)
     elif isinstance(subset, str):
       raise _unknown(anno_set, subset, [])
     else:
       names = None if subset is None else list(subset)
-    return uav.read_uav(root, table, anno_set, names)
+    return uav.read_uav(root, table, anno_set, names, frames)
   return load
 
 
-def _load_lasot(root: str, subset: Subset) -> list[SequenceRecord]:
+def _load_lasot(root: str, subset: Subset,
+                frames: bool = True) -> list[SequenceRecord]:
   if subset is None:
     subset = "test"
   if subset == AVAILABLE:
     names = [n for n in lasot.split_names("test")
              if os.path.isdir(lasot.sequence_dir(root, n))]
-    return lasot.read_lasot(root, names=names)
+    return lasot.read_lasot(root, names=names, frames=frames)
   if isinstance(subset, str):
     if subset not in lasot.SPLITS:
       raise _unknown("lasot", subset, lasot.SPLITS)
-    return lasot.read_lasot(root, subset)
-  return lasot.read_lasot(root, names=list(subset))
+    return lasot.read_lasot(root, subset, frames=frames)
+  return lasot.read_lasot(root, names=list(subset), frames=frames)
 
 
 def _got10k_split_dir(root: str, split: str | None) -> tuple[str, str]:
@@ -109,7 +113,8 @@ def _got10k_split_dir(root: str, split: str | None) -> tuple[str, str]:
   return os.path.join(root, split), split
 
 
-def _load_got10k(root: str, subset: Subset) -> list[SequenceRecord]:
+def _load_got10k(root: str, subset: Subset,
+                 frames: bool = True) -> list[SequenceRecord]:
   split, names = None, None
   if isinstance(subset, str) and subset != AVAILABLE:
     if subset not in got10k.SPLITS:
@@ -121,23 +126,24 @@ def _load_got10k(root: str, subset: Subset) -> list[SequenceRecord]:
   if subset == AVAILABLE:
     names = [n for n in got10k.read_list(split_dir)
              if os.path.isdir(os.path.join(split_dir, n))]
-  return got10k.read_split_dir(split_dir, split, names)
+  return got10k.read_split_dir(split_dir, split, names, frames=frames)
 
 
 _CHUNK = re.compile(r"TEST|TRAIN_\d+")
 
 
-def _load_trackingnet(root: str, subset: Subset) -> list[SequenceRecord]:
+def _load_trackingnet(root: str, subset: Subset,
+                      frames: bool = True) -> list[SequenceRecord]:
   if subset is None or subset == AVAILABLE:
-    return trackingnet.read_trackingnet(root)
+    return trackingnet.read_trackingnet(root, frames=frames)
   if isinstance(subset, str):
     if not _CHUNK.fullmatch(subset):
       raise _unknown("trackingnet", subset, ["TEST", "TRAIN_<k>"])
-    return trackingnet.read_trackingnet(root, [subset])
+    return trackingnet.read_trackingnet(root, [subset], frames=frames)
   subset = list(subset)
   if subset and all(_CHUNK.fullmatch(s) for s in subset):
-    return trackingnet.read_trackingnet(root, subset)
-  return trackingnet.read_trackingnet(root, names=subset)
+    return trackingnet.read_trackingnet(root, subset, frames=frames)
+  return trackingnet.read_trackingnet(root, names=subset, frames=frames)
 
 
 def _load_oxuva(root: str, subset: Subset,
@@ -163,22 +169,25 @@ def _first_frames(r: SequenceRecord, n: int) -> SequenceRecord:
                              visible=r.visible[:n], meta=meta)
 
 
-def _load_tlp(root: str, subset: Subset) -> list[SequenceRecord]:
+def _load_tlp(root: str, subset: Subset,
+              frames: bool = True) -> list[SequenceRecord]:
   if subset is None or subset == AVAILABLE:
-    return tlp.read_tlp(root)
+    return tlp.read_tlp(root, frames=frames)
   if subset == "tiny":
-    return [_first_frames(r, TINY_TLP_FRAMES) for r in tlp.read_tlp(root)]
+    return [_first_frames(r, TINY_TLP_FRAMES)
+            for r in tlp.read_tlp(root, frames=frames)]
   if isinstance(subset, str):
     raise _unknown("tlp", subset, ["tiny"])
-  return tlp.read_tlp(root, list(subset))
+  return tlp.read_tlp(root, list(subset), frames=frames)
 
 
-def _load_folder(root: str, subset: Subset) -> list[SequenceRecord]:
+def _load_folder(root: str, subset: Subset,
+                 frames: bool = True) -> list[SequenceRecord]:
   if subset is None or subset == AVAILABLE:
-    return folder.read_folder(root)
+    return folder.read_folder(root, frames=frames)
   if isinstance(subset, str):
-    return folder.read_folder(root, [subset])
-  return folder.read_folder(root, list(subset))
+    return folder.read_folder(root, [subset], frames=frames)
+  return folder.read_folder(root, list(subset), frames=frames)
 
 
 BENCHMARKS: dict[str, Loader] = {
@@ -197,9 +206,6 @@ BENCHMARKS: dict[str, Loader] = {
 }
 
 
-# Readers that can skip the frames (scoring only; the others list frames).
-_ANNOTATIONS_ONLY = {"oxuva": _load_oxuva}
-
 
 def load_benchmark(name: str, root: str, subset: Subset = None,
                    frames: bool = True) -> list[SequenceRecord]:
@@ -209,8 +215,12 @@ def load_benchmark(name: str, root: str, subset: Subset = None,
     name: e.g. "otb", "lasot", "got10k" (case-insensitive, '-'/'_' ignored).
     root: the benchmark's folder in its own layout.
     subset: see the module docstring.
-    frames: False for scoring: readers that can (OxUvA) read annotations
-      only, without checking or opening any frame (see their docs).
+    frames: False for scoring: every reader then reads annotations only,
+      without listing, checking or opening any frame (the frame count is
+      the ground truth's row count; frame paths follow the benchmark's
+      naming rule, unchecked; see each reader). Scores never depend on
+      frames (VOT-LT's image bounds come from the first frame's header
+      when it is there: see `report`).
 
   Returns:
     The sequences, in the benchmark's order.
@@ -224,8 +234,8 @@ def load_benchmark(name: str, root: str, subset: Subset = None,
   if key not in BENCHMARKS:
     raise ValueError(f"unknown benchmark {name!r}; expected one of "
                      f"{sorted(BENCHMARKS)}")
+  if os.path.isfile(root):
+    raise DatasetLayoutError(root, f"a file, not the {name} folder")
   if not os.path.isdir(root):
     raise DatasetLayoutError(root, f"{name} folder not found")
-  if not frames and key in _ANNOTATIONS_ONLY:
-    return _ANNOTATIONS_ONLY[key](root, subset, frames=False)
-  return BENCHMARKS[key](root, subset)
+  return BENCHMARKS[key](root, subset, frames)

@@ -85,7 +85,7 @@ def load_sequences(benchmark: str, root: str, subset=None):
         s for c in os.listdir(root) if os.path.isdir(os.path.join(root, c))
         for s in os.listdir(os.path.join(root, c))
         if os.path.isdir(os.path.join(root, c, s)) and s.startswith(c + "-"))
-    records = benchmarks.load_benchmark(b, root, names)
+    records = benchmarks.load_benchmark(b, root, names, frames=False)
   if b in ("trackingnet", "got10k", "oxuva"):
     first_only = [r.name for r in records if r.first_frame_only]
     if first_only:
@@ -129,7 +129,8 @@ def _vot_gt(benchmark: str, r) -> np.ndarray:
 
 
 def _image_size(path: str) -> tuple[int, int] | None:
-  """(W, H) of a frame, the VOT rasterisation bounds; None if unreadable."""
+  """(W, H) of a frame, the VOT rasterisation bounds; None if unreadable
+  (scoring from annotations alone)."""
   try:
     with Image.open(path) as im:
       return im.size
@@ -221,13 +222,24 @@ def _add_vot_lt(benchmark, vot, overall, per_seq) -> None:
       log.warning("%s; VOT-LT metrics skipped", e)
       return
     n = len(r.boxes)
+    bad = np.flatnonzero(~np.isfinite(conf))
+    if len(bad):
+      log.warning("%s:%d: score is not a number; VOT-LT metrics skipped",
+                  scores_path, bad[0] + 1)
+      return
     if len(conf) < n or len(pred) < n:
       log.warning("%s: scores or results shorter than the GT; VOT-LT "
                   "metrics skipped", scores_path)
       return
+    size = _image_size(r.frame_paths[0]) if r.frame_paths else None
+    if size is None:
+      # Unbounded overlaps would silently change the numbers.
+      log.warning("%s: no frame to read the image size from (VOT-LT bounds "
+                  "overlaps by the image); VOT-LT metrics skipped",
+                  r.frame_paths[0] if r.frame_paths else r.name)
+      return
     inputs.append({"pred": pred[:n], "gt": _vot_gt(benchmark, r),
-                   "confidence": conf[:n],
-                   "image_size": _image_size(r.frame_paths[0])})
+                   "confidence": conf[:n], "image_size": size})
   lt_overall, lt_seq = longterm.vot_longterm(inputs)
   overall.update(lt_overall)
   for (r, _, _), s in zip(vot, lt_seq):

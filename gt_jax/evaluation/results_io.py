@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import csv
 import glob
+import math
 import os
 import re
 import zipfile
@@ -60,7 +61,8 @@ def parse_rows(text: str, path: str, columns: int | None = 4,
     `(N, columns)` float64 (`(0, columns)` for an empty file).
 
   Raises:
-    ResultFileError: wrong field count or a non-numeric token.
+    ResultFileError: wrong field count, a non-numeric or infinite token, or
+      (with `columns=None`) an empty file.
   """
   rows = []
   lines = text.splitlines()
@@ -78,11 +80,17 @@ def parse_rows(text: str, path: str, columns: int | None = 4,
       raise ResultFileError(
           path, f"expected {columns} fields, got {len(tokens)}: {s!r}", i)
     try:
-      rows.append([float(t) for t in tokens])
+      values = [float(t) for t in tokens]
     except ValueError:
       raise ResultFileError(path, f"non-numeric value in {s!r}", i) from None
+    if any(math.isinf(v) for v in values):
+      # NaN is a token the toolkits handle (metrics.md §2); inf is not.
+      raise ResultFileError(path, f"infinite value in {s!r}", i)
+    rows.append(values)
   if rows and columns is None and len({len(r) for r in rows}) != 1:
     raise ResultFileError(path, "rows have different numbers of fields")
+  if not rows and columns is None:
+    raise ResultFileError(path, "empty file")
   ncol = columns if columns is not None else (len(rows[0]) if rows else 0)
   return np.asarray(rows, np.float64).reshape(-1, ncol)
 

@@ -200,6 +200,8 @@ def _records(args):
   """The selected sequences; none is an error that says why."""
   from gt_jax.data.errors import DatasetLayoutError
   from gt_jax.evaluation import benchmarks
+  if getattr(args, "workers", 0) < 0:  # was silently accepted
+    raise ValueError(f"--workers {args.workers}: must be >= 0")
   subset = args.subset
   if subset and subset != benchmarks.AVAILABLE and "," in subset:
     subset = [s for s in subset.split(",") if s]

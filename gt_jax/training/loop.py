@@ -35,6 +35,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
+from gt_jax.errors import GtJaxError
 from gt_jax.training import checkpoints as ckpt
 from gt_jax.training import hosts
 from gt_jax.training import schedule as schedule_lib
@@ -51,7 +52,7 @@ BATCH_FIELDS = dict(query_image=np.float32, search_image=np.float32,
                     search_hw=np.int32)
 
 
-class NonFiniteAbort(RuntimeError):
+class NonFiniteAbort(GtJaxError, RuntimeError):
   """`max_nonfinite_steps` non-finite steps in a row (the message says which
   loss term went first and which checkpoint a rerun resumes from)."""
 
@@ -269,6 +270,49 @@ def _export_info(cfg: ml_collections.ConfigDict, step: int) -> dict:
               variant=cfg.get("variant", ""))
 
 
+def _has_finite_checkpoint(workdir: str) -> bool:
+  d = os.path.join(workdir, ckpt.FINITE_DIR)
+  return os.path.isdir(d) and any(n.isdigit() for n in os.listdir(d))
+
+
+def check_inputs(cfg: ml_collections.ConfigDict, workdir: str,
+                 data: bool = True) -> None:
+  """Checks the paths a run needs, in a second, before anything is built.
+
+  A missing dataset root or `init_checkpoint` would otherwise surface after
+  the model is built and compiled (a minute on CPU, more on a pod).
+
+  Args:
+    cfg: the full config.
+    workdir: the run folder; `init_checkpoint` is checked only when there is
+      no checkpoint to resume from (resume wins, see the module docstring).
+    data: check `data.sources` roots (False with a custom `make_data`).
+
+  Raises:
+    FileNotFoundError: a `data.sources` root or `init_checkpoint` is missing.
+    ValueError: `init_checkpoint` is not a `gt_jax.convert` checkpoint.
+  """
+  for i, entry in enumerate(cfg.data.sources if data else ()):
+    if len(entry) != 3:
+      continue  # the pipeline names the malformed entry
+    name, root, _ = entry
+    if name == "synthetic" and not root:
+      continue  # generated under data.cache_dir
+    if not root or not os.path.exists(root):
+      raise FileNotFoundError(f"config data.sources[{i}]: root {root!r} of "
+                              f"dataset {name!r} does not exist")
+  path = cfg.get("init_checkpoint", "")
+  if not path or _has_finite_checkpoint(workdir):
+    return
+  if not os.path.exists(path):
+    raise FileNotFoundError(f"config init_checkpoint={path!r}: not found")
+  # What `checkpoint.restore_variables` reads (its own check, done early).
+  if not os.path.isdir(os.path.join(path, "variables")):
+    raise ValueError(
+        f"config init_checkpoint={path!r}: not a checkpoint folder written by "
+        "`python -m gt_jax.convert` (a .pth must be converted first)")
+
+
 def train(cfg: ml_collections.ConfigDict, workdir: str, *,
           make_data: Callable[[ml_collections.ConfigDict],
                               tuple[Iterator[Any], str]] | None = None,
@@ -292,6 +336,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
     returned (and WORKDIR/model written if missing).
 
   Raises:
+    FileNotFoundError, ValueError: from `check_inputs`, before any work.
     NonFiniteAbort: (a RuntimeError) `cfg.max_nonfinite_steps` non-finite
       steps in a row (the
       state is saved under checkpoints_nonfinite/, never over a finite
@@ -299,6 +344,7 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
     ValueError: the workdir's checkpoint came from a different pipeline, or
       its parameter shapes differ from the model's (naming them).
   """
+  check_inputs(cfg, workdir, data=make_data is None)
   os.makedirs(workdir, exist_ok=True)
   plan = schedule_lib.resolve_schedule(cfg)
   cfg = schedule_lib.resolved_config(cfg)

@@ -57,6 +57,32 @@ def list_numbered_frames(directory: str | os.PathLike[str],
   return [os.path.join(directory, name) for _, name in numbered]
 
 
+def frames_on_disk(directory: str | os.PathLike[str],
+                   exts: tuple[str, ...] = (".jpg",),
+                   first: int | None = 1) -> int | None:
+  """How many frames `directory` holds, for scoring without frames.
+
+  Returns:
+    The frame count when the folder holds one complete numbered run (see
+    `list_numbered_frames`), so a ground truth of another length can still
+    be caught; None when the frames are missing, or partly deleted (scoring
+    does not need them).
+  """
+  try:
+    return len(list_numbered_frames(directory, exts, first))
+  except DatasetLayoutError:
+    return None
+
+
+def check_rows(gt_path: str, rows: int, frames: int | None,
+               first_frame_only: bool = False) -> None:
+  """Raises DatasetLayoutError when `frames` (a count, or None: unknown)
+  contradicts the ground truth's `rows` (1 for a first-frame-only file)."""
+  want = 1 if first_frame_only else frames
+  if frames is not None and rows != want:
+    raise DatasetLayoutError(gt_path, f"{rows} rows for {frames} frames")
+
+
 def numbered_frame_paths(directory: str | os.PathLike[str], template: str,
                          start: int, end: int,
                          check: bool = True) -> list[str]:

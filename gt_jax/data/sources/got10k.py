@@ -14,7 +14,9 @@ from typing import Sequence
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord, box_validity
 from gt_jax.data.sources import manifest
-from gt_jax.data.sources.frames import list_numbered_frames
+from gt_jax.data.sources.frames import (check_rows, frames_on_disk,
+                                        list_numbered_frames,
+                                        numbered_frame_paths)
 from gt_jax.data.sources.textfile import read_boxes, read_flags, read_lines
 
 SPLITS = ("train", "val", "test")
@@ -60,12 +62,16 @@ def _resolution(info: dict[str, str], path: str) -> tuple[int, int] | None:
   return w, h
 
 
-def read_sequence(seq_dir: str, split: str) -> SequenceRecord:
+def read_sequence(seq_dir: str, split: str,
+                  frames: bool = True) -> SequenceRecord:
   """Reads one GOT-10k sequence folder.
 
   Args:
     seq_dir: e.g. `<root>/train/GOT-10k_Train_000001`.
     split: "train", "val" or "test"; test keeps its single first-frame row.
+    frames: False (scoring) does not need the frames: one frame per
+      ground-truth row (test: the first frame), paths `%08d.jpg` unchecked
+      (a complete run of frames of another length is still an error).
 
   Returns:
     A SequenceRecord with boxes (N, 4) ((1, 4) for test). meta holds
@@ -84,14 +90,19 @@ def read_sequence(seq_dir: str, split: str) -> SequenceRecord:
     raise DatasetLayoutError(seq_dir, "sequence folder not found")
   gt_path = os.path.join(seq_dir, "groundtruth.txt")
   boxes = read_boxes(gt_path)
-  frames = list_numbered_frames(seq_dir, (".jpg",), first=1)
   first_only = split == "test"
-  want = 1 if first_only else len(frames)
+  if frames:
+    paths = list_numbered_frames(seq_dir, (".jpg",), first=1)
+  else:
+    check_rows(gt_path, boxes.shape[0], frames_on_disk(seq_dir), first_only)
+    paths = numbered_frame_paths(seq_dir, "%08d.jpg", 1,
+                                 max(boxes.shape[0], 1), check=False)
+  want = 1 if first_only else len(paths)
   if boxes.shape[0] != want:
     raise DatasetLayoutError(
         gt_path, f"{boxes.shape[0]} rows, expected {want} "
         f"({'first frame only' if first_only else 'one per frame'}; "
-        f"{len(frames)} frames)")
+        f"{len(paths)} frames)")
   valid = box_validity(boxes)
   meta = {"split": split, "first_frame_only": first_only}
   visible = valid.copy()
@@ -102,9 +113,9 @@ def read_sequence(seq_dir: str, split: str) -> SequenceRecord:
       if not os.path.exists(path):
         continue
       flags[flag] = read_flags(path, allowed)
-      if flags[flag].shape[0] != len(frames):
+      if flags[flag].shape[0] != len(paths):
         raise DatasetLayoutError(
-            path, f"{flags[flag].shape[0]} values for {len(frames)} frames")
+            path, f"{flags[flag].shape[0]} values for {len(paths)} frames")
     meta.update(flags)
     if "cover" in flags:
       meta["visible_ratio"] = flags["cover"] / 8.0
@@ -120,7 +131,7 @@ def read_sequence(seq_dir: str, split: str) -> SequenceRecord:
     res = _resolution(info, info_path)
     if res is not None:
       meta["resolution"] = res
-  return SequenceRecord(name, frames, boxes, valid, visible, meta)
+  return SequenceRecord(name, paths, boxes, valid, visible, meta)
 
 
 def _index_files(split_dir: str, names: Sequence[str]) -> list[str]:
@@ -135,7 +146,8 @@ def _index_files(split_dir: str, names: Sequence[str]) -> list[str]:
 
 def read_split_dir(split_dir: str, split: str,
                    names: Sequence[str] | None = None,
-                   cache_dir: str | None = None) -> list[SequenceRecord]:
+                   cache_dir: str | None = None,
+                   frames: bool = True) -> list[SequenceRecord]:
   """Reads the sequences of one split folder (the one holding `list.txt`).
 
   Args:
@@ -143,6 +155,7 @@ def read_split_dir(split_dir: str, split: str,
     split: "train", "val" or "test".
     names: explicit sequence names; None -> `list.txt`.
     cache_dir: manifest cache (see `manifest.resolve_cache_dir`).
+    frames: False: annotations only, frames never listed (scoring).
 
   Raises:
     DatasetLayoutError: a listed sequence is missing, or any sequence is bad.
@@ -158,11 +171,13 @@ def read_split_dir(split_dir: str, split: str,
         raise DatasetLayoutError(
             os.path.join(split_dir, n),
             f"sequence listed in {listing} (or requested) is missing")
-    return [read_sequence(os.path.join(split_dir, n), split) for n in names]
+    return [read_sequence(os.path.join(split_dir, n), split, frames)
+            for n in names]
 
-  return manifest.load_or_build(
-      f"got10k-{split}", split_dir, _index_files(split_dir, names), build,
-      cache_dir, options="\n".join(names))
+  kind = f"got10k-{split}" + ("" if frames else "-annotations")
+  return manifest.load_or_build(kind, split_dir,
+                                _index_files(split_dir, names), build,
+                                cache_dir, options="\n".join(names))
 
 
 def read_got10k(root: str, split: str = "train",

@@ -13,7 +13,9 @@ from typing import Sequence
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord, box_validity
 from gt_jax.data.sources import manifest
-from gt_jax.data.sources.frames import list_numbered_frames
+from gt_jax.data.sources.frames import (check_rows, frames_on_disk,
+                                        list_numbered_frames,
+                                        numbered_frame_paths)
 from gt_jax.data.sources.lasot_split import (TEST_NAMES, TRAIN_NAMES,
                                              category_of)
 from gt_jax.data.sources.textfile import read_boxes, read_flags, read_lines
@@ -40,8 +42,14 @@ def sequence_dir(root: str, name: str) -> str:
   return os.path.join(root, category_of(name), name)
 
 
-def read_sequence(seq_dir: str) -> SequenceRecord:
+def read_sequence(seq_dir: str, frames: bool = True) -> SequenceRecord:
   """Reads one LaSOT sequence folder.
+
+  Args:
+    seq_dir: `<root>/<category>/<name>`.
+    frames: False (scoring) does not need `img/`: one frame per ground-truth
+      row, paths `img/%08d.jpg` unchecked (a complete `img/` of another
+      length is still an error).
 
   Returns:
     A SequenceRecord; `visible = valid & no full occlusion & not out of view`
@@ -57,8 +65,14 @@ def read_sequence(seq_dir: str) -> SequenceRecord:
     raise DatasetLayoutError(seq_dir, "sequence folder not found")
   gt_path = os.path.join(seq_dir, "groundtruth.txt")
   boxes = read_boxes(gt_path)
-  frames = list_numbered_frames(os.path.join(seq_dir, "img"), (".jpg",), 1)
-  n = len(frames)
+  img_dir = os.path.join(seq_dir, "img")
+  if frames:
+    paths = list_numbered_frames(img_dir, (".jpg",), 1)
+  else:
+    check_rows(gt_path, boxes.shape[0], frames_on_disk(img_dir))
+    paths = numbered_frame_paths(img_dir, "%08d.jpg", 1, boxes.shape[0],
+                                 check=False)
+  n = len(paths)
   if boxes.shape[0] != n:
     # A mismatch means a damaged copy (maintainer, datasets.md §3.4).
     raise DatasetLayoutError(gt_path,
@@ -77,7 +91,7 @@ def read_sequence(seq_dir: str) -> SequenceRecord:
   nlp_path = os.path.join(seq_dir, "nlp.txt")
   meta["nlp"] = (" ".join(read_lines(nlp_path)).strip()
                  if os.path.exists(nlp_path) else "")
-  return SequenceRecord(name, frames, boxes, valid, visible, meta)
+  return SequenceRecord(name, paths, boxes, valid, visible, meta)
 
 
 def _index_files(root: str, names: Sequence[str]) -> list[str]:
@@ -92,7 +106,8 @@ def _index_files(root: str, names: Sequence[str]) -> list[str]:
 
 def read_lasot(root: str, split: str = "train",
                names: Sequence[str] | None = None,
-               cache_dir: str | None = None) -> list[SequenceRecord]:
+               cache_dir: str | None = None,
+               frames: bool = True) -> list[SequenceRecord]:
   """Reads LaSOT sequences.
 
   Args:
@@ -100,6 +115,7 @@ def read_lasot(root: str, split: str = "train",
     split: "train", "test" or "all" (ignored when `names` is given).
     names: explicit sequence names, e.g. `["airplane-1", "bear-2"]`.
     cache_dir: manifest cache (see `manifest.resolve_cache_dir`).
+    frames: False: annotations only, frames never listed (scoring).
 
   Raises:
     DatasetLayoutError: a requested sequence has no folder, or any sequence
@@ -112,7 +128,8 @@ def read_lasot(root: str, split: str = "train",
       d = sequence_dir(root, n)
       if not os.path.isdir(d):
         raise DatasetLayoutError(d, f"sequence {n!r} is missing")
-    return [read_sequence(sequence_dir(root, n)) for n in names]
+    return [read_sequence(sequence_dir(root, n), frames) for n in names]
 
-  return manifest.load_or_build("lasot", root, _index_files(root, names),
+  kind = "lasot" if frames else "lasot-annotations"
+  return manifest.load_or_build(kind, root, _index_files(root, names),
                                 build, cache_dir, options="\n".join(names))

@@ -15,7 +15,8 @@ from typing import Mapping, Sequence
 
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord, box_validity
-from gt_jax.data.sources.frames import (list_numbered_frames,
+from gt_jax.data.sources.frames import (check_rows, frames_on_disk,
+                                        list_numbered_frames,
                                         numbered_frame_paths)
 from gt_jax.data.sources.textfile import read_boxes
 from gt_jax.evaluation.datasets import otb_tables
@@ -57,7 +58,7 @@ def targets(seq_dir: str) -> list[tuple[str, str]]:
 
 def read_target(seq_dir: str, name: str, gt_path: str,
                 frame_range: tuple[int, int] | None = None,
-                digits: int = 4) -> SequenceRecord:
+                digits: int = 4, frames: bool = True) -> SequenceRecord:
   """Reads one OTB target.
 
   Args:
@@ -66,7 +67,11 @@ def read_target(seq_dir: str, name: str, gt_path: str,
     gt_path: its ground-truth file.
     frame_range: (first, last) inclusive frame window, or None for frames
       1..N where `img/` must hold exactly N frames.
-    digits: frame-name zero padding (used with `frame_range`).
+    digits: frame-name zero padding (used with `frame_range`, and for the
+      frame paths when `frames` is False).
+    frames: False (scoring) does not need `img/`: one frame per row is
+      assumed and the paths are built from the naming rule, unchecked (a
+      complete `img/` of another length is still an error).
 
   Raises:
     DatasetLayoutError: row/frame mismatch, missing frames, bad rows.
@@ -74,30 +79,33 @@ def read_target(seq_dir: str, name: str, gt_path: str,
   boxes = read_boxes(gt_path)
   img_dir = os.path.join(seq_dir, "img")
   n = boxes.shape[0]
-  if frame_range is None:
-    frames = list_numbered_frames(img_dir, (".jpg", ".png"), first=1)
-    if len(frames) != n:
-      raise DatasetLayoutError(gt_path, f"{n} rows for {len(frames)} frames"
+  if frame_range is None and frames:
+    paths = list_numbered_frames(img_dir, (".jpg", ".png"), first=1)
+    if len(paths) != n:
+      raise DatasetLayoutError(gt_path, f"{n} rows for {len(paths)} frames"
                                f" in {img_dir}")
     first = 1
   else:
-    first, last = frame_range
+    if frame_range is None:
+      check_rows(gt_path, n, frames_on_disk(img_dir, (".jpg", ".png")))
+    first, last = frame_range or (1, n)
     if last - first + 1 != n:
       raise DatasetLayoutError(
           gt_path, f"{n} rows, but frames {first}..{last} need "
           f"{last - first + 1}")
-    frames = numbered_frame_paths(img_dir, f"%0{digits}d.jpg", first, last)
+    paths = numbered_frame_paths(img_dir, f"%0{digits}d.jpg", first, last,
+                                 check=frames)
   valid = box_validity(boxes)
   meta = {"directory": os.path.basename(os.path.normpath(seq_dir)),
           "first_frame": first, "groundtruth_file": os.path.basename(gt_path)}
-  return SequenceRecord(name, frames, boxes, valid, valid.copy(), meta)
+  return SequenceRecord(name, paths, boxes, valid, valid.copy(), meta)
 
 
 def read_otb(root: str, dirs: Sequence[str],
              names: Sequence[str] | None = None,
              frame_ranges: Mapping[str, tuple[int, int]] | None = None,
-             name_digits: Mapping[str, int] | None = None
-             ) -> list[SequenceRecord]:
+             name_digits: Mapping[str, int] | None = None,
+             frames: bool = True) -> list[SequenceRecord]:
   """Reads the targets of the OTB directories `dirs` under `root`.
 
   Args:
@@ -107,6 +115,7 @@ def read_otb(root: str, dirs: Sequence[str],
       found.
     frame_ranges: dir -> (first, last); default `otb_tables.FRAME_RANGES`.
     name_digits: dir -> frame-name digits; default `otb_tables.NAME_DIGITS`.
+    frames: False reads the ground truth only (see `read_target`).
 
   Raises:
     DatasetLayoutError: a directory or requested name is missing, or any
@@ -123,7 +132,7 @@ def read_otb(root: str, dirs: Sequence[str],
     for name, gt_path in targets(seq_dir):
       if wanted is None or name in wanted:
         records.append(read_target(seq_dir, name, gt_path, ranges.get(d),
-                                   digits.get(d, 4)))
+                                   digits.get(d, 4), frames))
   if wanted is not None:
     missing = wanted - {r.name for r in records}
     if missing:

@@ -14,14 +14,20 @@ import numpy as np
 
 from gt_jax.data.errors import DatasetLayoutError
 from gt_jax.data.records import SequenceRecord, box_validity
-from gt_jax.data.sources.frames import list_numbered_frames
+from gt_jax.data.sources.frames import (check_rows, frames_on_disk,
+                                        list_numbered_frames,
+                                        numbered_frame_paths)
 from gt_jax.data.sources.textfile import read_table
 
 GT_FILE = "groundtruth_rect.txt"
 
 
-def read_sequence(seq_dir: str) -> SequenceRecord:
+def read_sequence(seq_dir: str, frames: bool = True) -> SequenceRecord:
   """Reads one TLP sequence; meta["lost"] is the int64 (N,) isLost column.
+
+  `frames=False` (scoring) does not need `img/`: the paths follow the naming
+  rule (`%05d.jpg`, one per row), unchecked (a complete `img/` of another
+  length is still an error).
 
   Raises:
     DatasetLayoutError: missing ground truth or frames, a frame-number gap,
@@ -38,17 +44,23 @@ def read_sequence(seq_dir: str) -> SequenceRecord:
     if table[i, 5] not in (0, 1):
       raise DatasetLayoutError(path, f"isLost {table[i, 5]:g} not 0 or 1",
                                i + 1)
-  frames = list_numbered_frames(os.path.join(seq_dir, "img"), (".jpg",), 1)
-  if len(frames) != n:
-    raise DatasetLayoutError(path, f"{n} rows for {len(frames)} frames")
+  img_dir = os.path.join(seq_dir, "img")
+  if frames:
+    paths = list_numbered_frames(img_dir, (".jpg",), 1)
+    if len(paths) != n:
+      raise DatasetLayoutError(path, f"{n} rows for {len(paths)} frames")
+  else:
+    check_rows(path, n, frames_on_disk(img_dir))
+    paths = numbered_frame_paths(img_dir, "%05d.jpg", 1, n, check=False)
   boxes = table[:, 1:5]
   lost = table[:, 5].astype(np.int64)
-  return SequenceRecord(name, frames, boxes, box_validity(boxes), lost == 0,
+  return SequenceRecord(name, paths, boxes, box_validity(boxes), lost == 0,
                         {"lost": lost})
 
 
 def read_tlp(root: str, names: Sequence[str] | None = None,
-             skip: Sequence[str] = ()) -> list[SequenceRecord]:
+             skip: Sequence[str] = (),
+             frames: bool = True) -> list[SequenceRecord]:
   """Reads TLP sequences.
 
   Args:
@@ -56,6 +68,7 @@ def read_tlp(root: str, names: Sequence[str] | None = None,
     names: sequences to read; None -> every sub-folder, sorted.
     skip: folders to leave out on purpose (e.g. a copy missing `CarChase4`'s
       ground truth); any other folder without `groundtruth_rect.txt` raises.
+    frames: False: ground truth only (see `read_sequence`).
 
   Raises:
     DatasetLayoutError: a sequence folder or its files are missing/bad.
@@ -73,5 +86,5 @@ def read_tlp(root: str, names: Sequence[str] | None = None,
     seq_dir = os.path.join(root, n)
     if not os.path.isdir(seq_dir):
       raise DatasetLayoutError(seq_dir, f"sequence {n!r} is missing")
-    records.append(read_sequence(seq_dir))
+    records.append(read_sequence(seq_dir, frames))
   return records

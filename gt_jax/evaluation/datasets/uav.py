@@ -44,8 +44,11 @@ def annotated_names(root: str, table: Table, anno_set: str) -> list[str]:
 
 
 def read_sequence(root: str, name: str, folder: str, first: int, last: int,
-                  anno_set: str = "UAV123") -> SequenceRecord:
+                  anno_set: str = "UAV123",
+                  frames: bool = True) -> SequenceRecord:
   """Reads one UAV sequence: rows = frames first..last of `folder`.
+
+  `frames=False` (scoring) does not check that the frames exist.
 
   Raises:
     DatasetLayoutError: missing annotation or frame, row count != range
@@ -59,14 +62,15 @@ def read_sequence(root: str, name: str, folder: str, first: int, last: int,
         f"{folder!r} need {last - first + 1}")
   frames = numbered_frame_paths(
       os.path.join(root, "data_seq", "UAV123", folder), "%06d.jpg", first,
-      last)
+      last, check=frames)
   valid = box_validity(boxes)  # NaN rows (out of view) are invalid.
   meta = {"folder": folder, "first_frame": first, "anno_set": anno_set}
   return SequenceRecord(name, frames, boxes, valid, valid.copy(), meta)
 
 
 def read_uav(root: str, table: Table, anno_set: str = "UAV123",
-             names: Sequence[str] | None = None) -> list[SequenceRecord]:
+             names: Sequence[str] | None = None,
+             frames: bool = True) -> list[SequenceRecord]:
   """Reads UAV sequences.
 
   Args:
@@ -74,6 +78,7 @@ def read_uav(root: str, table: Table, anno_set: str = "UAV123",
     table: name -> (folder, first, last), e.g. `uav_tables.UAV123`.
     anno_set: "UAV123" or "UAV20L".
     names: sequences to read; None -> every table entry (all must exist).
+    frames: False: annotations only, frames not checked (scoring).
 
   Raises:
     DatasetLayoutError: a name is not in the table or has no annotation
@@ -91,5 +96,6 @@ def read_uav(root: str, table: Table, anno_set: str = "UAV123",
           os.path.join(anno_dir(root, anno_set), f"{n}.txt"),
           f"annotation of sequence {n!r} is missing")
     folder, first, last = table[n]
-    records.append(read_sequence(root, n, folder, first, last, anno_set))
+    records.append(read_sequence(root, n, folder, first, last, anno_set,
+                                 frames))
   return records
