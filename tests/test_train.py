@@ -502,3 +502,46 @@ def test_bf16_step_computes_in_bf16_and_keeps_f32_state():
   # The heads' matmuls are bf16; f32 ones are allowed only where the loss
   # code works on boxes (none take bf16 and f32 mixed).
   assert sum("bf16[" in l for l in dots) >= 2
+
+
+def _eqns(jaxpr):
+  """Every equation of a jaxpr, nested jaxprs (pjit, vmap'd calls) included."""
+  for e in jaxpr.eqns:
+    yield e
+    for v in e.params.values():
+      for sub in (v if isinstance(v, (list, tuple)) else [v]):
+        inner = getattr(sub, "jaxpr", sub)
+        if hasattr(inner, "eqns"):
+          yield from _eqns(inner)
+
+
+def test_bf16_step_sums_gradients_in_float32():
+  """No gradient of the bf16 step is accumulated in bf16: no bf16
+  scatter-add (RoIAlign's backward) and no bf16 reduce_sum over more than 2
+  elements (bias gradients, broadcast products; the FPN's x2 upsample sums
+  2). XLA keeps such sums in bf16, which made bf16 training lose the RCNN
+  head (README, bf16)."""
+  cfg = tiny_cfg(compute_dtype="bfloat16")
+  mesh = sharding.make_mesh(1)
+  _, init_fn, step_fn = train_loop.compiled_fns(cfg, mesh)
+  state = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
+  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype)
+           for k, v in make_batch(0).items()}
+  rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  closed = jax.make_jaxpr(step_fn)(state, batch, rng)
+  bad, bf16_sums = [], 0
+  for e in _eqns(closed.jaxpr):
+    name = e.primitive.name
+    if name not in ("reduce_sum", "scatter-add", "scatter_add"):
+      continue
+    src = e.invars[0].aval
+    if src.dtype != jnp.bfloat16:
+      continue
+    bf16_sums += 1
+    size = (int(np.prod([src.shape[a] for a in e.params["axes"]]))
+            if name == "reduce_sum" else None)
+    if size is None or size > 2:
+      bad.append(f"{name} {src.str_short()} -> "
+                 f"{e.outvars[0].aval.str_short()}")
+  assert not bad, bad
+  assert bf16_sums > 0  # the walk does see the bf16 backward pass

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gt_jax.model.conv import Conv
+from gt_jax.model import layers
 
 # mmdet FPN.init_weights: xavier_init(distribution='uniform'), bias 0.
 _xavier = nn.initializers.xavier_uniform()
@@ -48,16 +48,18 @@ class FPN(nn.Module):
     if self.num_outs < n:
       raise ValueError(f"num_outs={self.num_outs} < {n} input levels")
     lat = [
-        Conv(self.channels, (1, 1), padding="VALID", kernel_init=_xavier,
-             dtype=self.dtype, name=f"lateral_{i}")(f)
+        layers.Conv(self.channels, (1, 1), padding="VALID",
+                    kernel_init=_xavier, dtype=self.dtype,
+                    name=f"lateral_{i}")(f)
         for i, f in enumerate(feats)
     ]
     for i in range(n - 1, 0, -1):
       lat[i - 1] = lat[i - 1] + upsample_nearest2(lat[i],
                                                   lat[i - 1].shape[-3:-1])
     outs = [
-        Conv(self.channels, (3, 3), padding=((1, 1), (1, 1)),
-             kernel_init=_xavier, dtype=self.dtype, name=f"fpn_{i}")(l)
+        layers.Conv(self.channels, (3, 3), padding=((1, 1), (1, 1)),
+                    kernel_init=_xavier, dtype=self.dtype,
+                    name=f"fpn_{i}")(l)
         for i, l in enumerate(lat)
     ]
     # official: F.max_pool2d(P5, 1, stride=2) == P5[::2, ::2]; size ceil(h/2).

@@ -23,7 +23,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gt_jax.model.conv import Conv
+from gt_jax.model import layers
 
 # official: GlobalTrack modulators normal_init(std=0.01), bias 0 (LS §6).
 _mod_init = nn.initializers.normal(0.01)
@@ -39,7 +39,7 @@ class RPNModulator(nn.Module):
   dtype: Any = jnp.float32
 
   def setup(self):
-    conv = lambda k, pad, name: Conv(
+    conv = lambda k, pad, name: layers.Conv(
         self.channels, (k, k), padding=pad, kernel_init=_mod_init,
         dtype=self.dtype, name=name)
     self.proj_modulator = [
@@ -77,7 +77,7 @@ class RPNModulator(nn.Module):
     for k, f in enumerate(feats):
       if self.use_fx:
         f = self.proj_x[k](f)
-      outs.append(self.proj_out[k](f * vectors[k]))
+      outs.append(self.proj_out[k](layers.mul(f, vectors[k])))
     return outs
 
 
@@ -87,7 +87,7 @@ class RCNNModulator(nn.Module):
   dtype: Any = jnp.float32
 
   def setup(self):
-    conv = lambda k, pad, name: Conv(
+    conv = lambda k, pad, name: layers.Conv(
         self.channels, (k, k), padding=pad, kernel_init=_mod_init,
         dtype=self.dtype, name=name)
     self.proj_z = conv(3, _PAD1, "proj_z")
@@ -100,4 +100,4 @@ class RCNNModulator(nn.Module):
 
   def __call__(self, x: jax.Array, zk: jax.Array) -> jax.Array:
     """Search RoIs (R, 7, 7, C) and proj_z(z) (7, 7, C) -> (R, 7, 7, C)."""
-    return self.proj_out(self.proj_x(x) * zk[None])
+    return self.proj_out(layers.mul(self.proj_x(x), zk[None]))

@@ -14,6 +14,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from gt_jax.model import layers
+
 # official: shared fcs xavier_init(uniform); fc_cls N(0, 0.01);
 # fc_reg N(0, 0.001) (BBoxHead.init_weights).
 _xavier = nn.initializers.xavier_uniform()
@@ -31,12 +33,12 @@ class BBoxHead(nn.Module):
   def __call__(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
     """RoI features (R, 7, 7, C) -> (cls_logits (R, K), deltas (R, 4K))."""
     x = x.reshape(x.shape[0], -1)
-    x = nn.relu(nn.Dense(self.fc_dim, kernel_init=_xavier, dtype=self.dtype,
-                         name="fc6")(x))
-    x = nn.relu(nn.Dense(self.fc_dim, kernel_init=_xavier, dtype=self.dtype,
-                         name="fc7")(x))
-    cls = nn.Dense(self.num_classes, kernel_init=_cls_init, dtype=self.dtype,
-                   name="fc_cls")(x)
-    reg = nn.Dense(4 * self.num_classes, kernel_init=_reg_init,
-                   dtype=self.dtype, name="fc_reg")(x)
+    x = nn.relu(layers.Dense(self.fc_dim, kernel_init=_xavier,
+                             dtype=self.dtype, name="fc6")(x))
+    x = nn.relu(layers.Dense(self.fc_dim, kernel_init=_xavier,
+                             dtype=self.dtype, name="fc7")(x))
+    cls = layers.Dense(self.num_classes, kernel_init=_cls_init,
+                       dtype=self.dtype, name="fc_cls")(x)
+    reg = layers.Dense(4 * self.num_classes, kernel_init=_reg_init,
+                       dtype=self.dtype, name="fc_reg")(x)
     return cls, reg

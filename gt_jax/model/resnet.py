@@ -19,7 +19,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gt_jax.model.conv import Conv
+from gt_jax.model import layers
 
 # official: torchvision/mmdet ResNet arch_settings.
 STAGE_SIZES = {
@@ -59,7 +59,7 @@ class BasicBlock(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """(B, H, W, Cin) -> (B, H / stride, W / stride, width)."""
     conv = functools.partial(
-        Conv, use_bias=False, kernel_init=_conv_init, dtype=self.dtype)
+        layers.Conv, use_bias=False, kernel_init=_conv_init, dtype=self.dtype)
     y = conv(self.width, (3, 3), (self.stride, self.stride), _pad(3),
              name="conv1")(x)
     y = nn.relu(frozen_bn("bn1", self.dtype)(y))
@@ -84,7 +84,7 @@ class Bottleneck(nn.Module):
   def __call__(self, x: jax.Array) -> jax.Array:
     """(B, H, W, Cin) -> (B, H / stride, W / stride, 4 * width)."""
     conv = functools.partial(
-        Conv, use_bias=False, kernel_init=_conv_init, dtype=self.dtype)
+        layers.Conv, use_bias=False, kernel_init=_conv_init, dtype=self.dtype)
     y = conv(self.width, (1, 1), (1, 1), "VALID", name="conv1")(x)
     y = nn.relu(frozen_bn("bn1", self.dtype)(y))
     # "pytorch" style: the stride is on the 3x3 conv (LS §3).
@@ -133,8 +133,8 @@ class ResNet(nn.Module):
     block_cls = Bottleneck if self.depth in _BOTTLENECK_DEPTHS else BasicBlock
     if self.remat:
       block_cls = nn.remat(block_cls)
-    x = Conv(self.base_width, (7, 7), (2, 2), _pad(7), use_bias=False,
-             kernel_init=_conv_init, dtype=self.dtype, name="conv1")(x)
+    x = layers.Conv(self.base_width, (7, 7), (2, 2), _pad(7), use_bias=False,
+                    kernel_init=_conv_init, dtype=self.dtype, name="conv1")(x)
     x = nn.relu(frozen_bn("bn1", self.dtype)(x))
     # Max-pool padding acts as -inf (flax pads with the reduction's init).
     x = nn.max_pool(x, (3, 3), (2, 2), _pad(3))

@@ -14,7 +14,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from gt_jax.model.conv import Conv
+from gt_jax.model import layers
 
 # official: RPNHead.init_weights normal_init(std=0.01).
 _init = nn.initializers.normal(0.01)
@@ -27,12 +27,12 @@ class RPNHead(nn.Module):
   dtype: Any = jnp.float32
 
   def setup(self):
-    self.rpn_conv = Conv(self.channels, (3, 3), padding=((1, 1), (1, 1)),
-                         kernel_init=_init, dtype=self.dtype)
-    self.rpn_cls = Conv(self.num_anchors, (1, 1), padding="VALID",
-                        kernel_init=_init, dtype=self.dtype)
-    self.rpn_reg = Conv(4 * self.num_anchors, (1, 1), padding="VALID",
-                        kernel_init=_init, dtype=self.dtype)
+    self.rpn_conv = layers.Conv(self.channels, (3, 3), padding=((1, 1), (1, 1)),
+                            kernel_init=_init, dtype=self.dtype)
+    self.rpn_cls = layers.Conv(self.num_anchors, (1, 1), padding="VALID",
+                           kernel_init=_init, dtype=self.dtype)
+    self.rpn_reg = layers.Conv(4 * self.num_anchors, (1, 1), padding="VALID",
+                           kernel_init=_init, dtype=self.dtype)
 
   def __call__(
       self, feats: Sequence[jax.Array]

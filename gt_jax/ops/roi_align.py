@@ -143,10 +143,16 @@ def _roi_align_flat(flat: jax.Array, rois: jax.Array, scale: jax.Array,
   # An unrolled sum of T = 4 * sample_num^2 row gathers: XLA fuses each
   # gather into the weighted sum, ~10x faster on CPU than materialising the
   # (N, o, o, T, C) gather and contracting it.
+  # The gathers read a float32 copy of a bf16 table: the same forward values
+  # (bf16 -> f32 is exact), but the backward pass then scatter-adds every
+  # RoI's cotangent into a float32 table. A bf16 scatter-add stops growing
+  # once the sum dwarfs each term (at 256, +1 is lost), which corrupted the
+  # RCNN loss's gradient into a bf16 FPN (tests/test_roi_align.py).
+  table = flat.astype(jnp.float32)
   out = None
   for t in range(idx.shape[-1]):
-    tap = jnp.take(flat, idx[..., t], axis=0, mode="clip")
-    term = w[..., t, None] * tap.astype(jnp.float32)
+    tap = jnp.take(table, idx[..., t], axis=0, mode="clip")
+    term = w[..., t, None] * tap
     out = term if out is None else out + term
   return out.astype(flat.dtype)
 
