@@ -47,12 +47,19 @@ def peer_times(height: int, width: int, instances: list[int],
   """{"eval_s": s, "train_s": {M: s}, "torch": version, "threads": n}."""
   import torch  # pylint: disable=g-import-not-at-top
   import torchvision  # pylint: disable=g-import-not-at-top
-  from torchvision.models.detection import fasterrcnn_resnet50_fpn  # pylint: disable=g-import-not-at-top
+  from torchvision.models import resnet50  # pylint: disable=g-import-not-at-top
+  from torchvision.models.detection import FasterRCNN  # pylint: disable=g-import-not-at-top
+  from torchvision.models.detection.backbone_utils import _resnet_fpn_extractor  # pylint: disable=g-import-not-at-top
+  from torchvision.ops.misc import FrozenBatchNorm2d  # pylint: disable=g-import-not-at-top
 
   torch.manual_seed(0)
   side = dict(min_size=min(height, width), max_size=max(height, width))
-  model = fasterrcnn_resnet50_fpn(weights=None, weights_backbone=None,
-                                  trainable_backbone_layers=3, **side)
+  # What fasterrcnn_resnet50_fpn builds for pretrained weights (frozen BN,
+  # stem + layer1 frozen), without downloading any: with weights=None it
+  # would train every layer and use batch-statistics BatchNorm.
+  backbone = _resnet_fpn_extractor(
+      resnet50(weights=None, norm_layer=FrozenBatchNorm2d), 3)
+  model = FasterRCNN(backbone, num_classes=91, **side)
   image = torch.rand(3, height, width)
   out = {"torch": torch.__version__, "torchvision": torchvision.__version__,
          "threads": torch.get_num_threads(), "height": height,
