@@ -477,9 +477,8 @@ def test_overfits_one_pair():
   assert p[0] > p[1:].max(), p
 
 
-def test_bf16_step_computes_in_bf16_and_keeps_f32_state():
-  """Traced only (no compile): convolutions / matmuls take bf16 operands;
-  the new params, optimizer state and every metric stay f32."""
+def _bf16_step_abstract():
+  """The tiny bf16 train step and abstract (state, batch, rng) for tracing."""
   cfg = tiny_cfg(compute_dtype="bfloat16")
   mesh = sharding.make_mesh(1)
   _, init_fn, step_fn = train_loop.compiled_fns(cfg, mesh)
@@ -487,6 +486,13 @@ def test_bf16_step_computes_in_bf16_and_keeps_f32_state():
   batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype)
            for k, v in make_batch(0).items()}
   rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  return step_fn, state, batch, rng
+
+
+def test_bf16_step_computes_in_bf16_and_keeps_f32_state():
+  """Traced only (no compile): convolutions / matmuls take bf16 operands;
+  the new params, optimizer state and every metric stay f32."""
+  step_fn, state, batch, rng = _bf16_step_abstract()
   new_state, metrics = jax.eval_shape(step_fn, state, batch, rng)
   for leaf in jax.tree.leaves(new_state.params) + jax.tree.leaves(
       new_state.batch_stats):
@@ -521,13 +527,7 @@ def test_bf16_step_sums_gradients_in_float32():
   elements (bias gradients, broadcast products; the FPN's x2 upsample sums
   2). XLA keeps such sums in bf16, which made bf16 training lose the RCNN
   head (README, bf16)."""
-  cfg = tiny_cfg(compute_dtype="bfloat16")
-  mesh = sharding.make_mesh(1)
-  _, init_fn, step_fn = train_loop.compiled_fns(cfg, mesh)
-  state = jax.eval_shape(init_fn, jax.random.PRNGKey(0))
-  batch = {k: jax.ShapeDtypeStruct(v.shape, v.dtype)
-           for k, v in make_batch(0).items()}
-  rng = jax.ShapeDtypeStruct((2,), jnp.uint32)
+  step_fn, state, batch, rng = _bf16_step_abstract()
   closed = jax.make_jaxpr(step_fn)(state, batch, rng)
   bad, bf16_sums = [], 0
   for e in _eqns(closed.jaxpr):

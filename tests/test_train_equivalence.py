@@ -23,12 +23,20 @@ from gt_jax.training import step as train_lib
 from tests.test_train import make_batch, tiny_cfg
 
 
+_JITTED = {}
+
+
 def _loss_and_grads(model, variables, batch, lcfg):
-  def f(params):
-    v = {"params": params, "batch_stats": variables["batch_stats"]}
-    return losses.batch_loss(model, v, batch, jax.random.PRNGKey(3), lcfg)
-  (_, metrics), grads = jax.jit(jax.value_and_grad(f, has_aux=True))(
-      variables["params"])
+  """Loss metrics and parameter gradients (one compile per model/settings,
+  traced afresh when the conv implementation is swapped)."""
+  key = (model, lcfg, conv_lib._conv)  # pylint: disable=protected-access
+  if key not in _JITTED:
+    def f(params, batch_stats, batch):
+      v = {"params": params, "batch_stats": batch_stats}
+      return losses.batch_loss(model, v, batch, jax.random.PRNGKey(3), lcfg)
+    _JITTED[key] = jax.jit(jax.value_and_grad(f, has_aux=True))
+  (_, metrics), grads = _JITTED[key](variables["params"],
+                                     variables["batch_stats"], batch)
   return jax.device_get(metrics), jax.device_get(grads)
 
 
