@@ -56,22 +56,34 @@ def filter_grad(x: jax.Array, g: jax.Array, k_hw: tuple[int, int],
                 pads: tuple[tuple[int, int], ...]) -> jax.Array:
   """dL/dW of `y = conv(x, W)`: x (N, H, W, Ci), g = dL/dy (N, Ho, Wo, Co).
 
-  Returns `(kh, kw, Ci, Co)`, accumulated in float32, in `x.dtype`.
+  One matmul per kernel tap, accumulated in float32, returned in `x.dtype`.
+  The taps run one after another (`lax.map`), so only one shifted window
+  of the input is alive at a time (all k*k of them at once would cost k*k
+  copies of the input in temporary memory).
+
+  Returns:
+    `(kh, kw, Ci, Co)`.
   """
   (sy, sx), (ho, wo) = strides, g.shape[1:3]
+  if tuple(k_hw) == (1, 1) and all(p == (0, 0) for p in pads):
+    if (sy, sx) != (1, 1):
+      x = lax.slice(x, (0, 0, 0, 0), x.shape, (1, sy, sx, 1))
+    dw = jnp.einsum("nhwi,nhwo->io", x, g, preferred_element_type=jnp.float32)
+    return dw[None, None].astype(x.dtype)
   xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
-  rows = []
-  for i in range(k_hw[0]):
-    taps = []
-    for j in range(k_hw[1]):
-      window = lax.slice(
-          xp, (0, i, j, 0),
-          (xp.shape[0], i + sy * (ho - 1) + 1, j + sx * (wo - 1) + 1,
-           xp.shape[3]), (1, sy, sx, 1))
-      taps.append(jnp.einsum("nhwi,nhwo->io", window, g,
-                             preferred_element_type=jnp.float32))
-    rows.append(jnp.stack(taps))
-  return jnp.stack(rows).astype(x.dtype)
+  extent = (xp.shape[0], sy * (ho - 1) + 1, sx * (wo - 1) + 1, xp.shape[3])
+  taps = jnp.asarray([(i, j) for i in range(k_hw[0]) for j in range(k_hw[1])],
+                     jnp.int32)
+
+  def one_tap(ij):
+    window = lax.dynamic_slice(xp, (0, ij[0], ij[1], 0), extent)
+    if (sy, sx) != (1, 1):
+      window = lax.slice(window, (0, 0, 0, 0), window.shape, (1, sy, sx, 1))
+    return jnp.einsum("nhwi,nhwo->io", window, g,
+                      preferred_element_type=jnp.float32)
+
+  dw = lax.map(one_tap, taps)
+  return dw.reshape(*k_hw, *dw.shape[1:]).astype(x.dtype)
 
 
 def _forward(x, w, strides, pads):
