@@ -132,7 +132,8 @@ def test_got10k_flags_match_boxes(dataset):
 @pytest.mark.parametrize("split", ["lasot_test", "lasot_heldout"])
 def test_lasot_layout_and_flags(dataset, split):
   root = dataset[split]
-  with open(os.path.join(dataset[split], "testing_set.txt"), encoding="utf-8") as f:
+  path = os.path.join(dataset[split], "testing_set.txt")
+  with open(path, encoding="utf-8") as f:
     text = f.read()
   assert not text.endswith("\n")  # like the official testing_set.txt
   names = text.split("\n")
@@ -561,7 +562,8 @@ def test_demo_test_sets_have_a_quarter_of_absent_frames():
     absent = total = 0
     for i in range(DEMO_DATA[{"lasot_test": "num_test",
                               "lasot_heldout": "num_heldout"}[split]]):
-      plan = synthetic.plan_video(gen._rng(0, split, i), n_frames, 128, 160,  # pylint: disable=protected-access
+      rng = gen._rng(0, split, i)  # pylint: disable=protected-access
+      plan = synthetic.plan_video(rng, n_frames, 128, 160,
                                   synthetic.TEST_PROFILE, domain)
       # Only frames of exits, absences and occluder passes can lack a
       # visible target; render just those (marker mode).

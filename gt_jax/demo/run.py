@@ -251,13 +251,15 @@ def _main(argv: Sequence[str]) -> int:
          f"{out}/ (report.md, report.json, <set>/*_plot.png, demo.gif, "
          "held_out.gif)")
   if "ratio_held_out_to_in_distribution" in s:
-    msg += (f"; visible-normalised AUC {s['visible_normalised_auc_in_distribution']:.3f}"
-            f" in distribution (target >= {s['target_visible_normalised_auc']}: "
-            f"{'reached' if s['reached_in_distribution'] else 'NOT reached'}),"
-            f" {s['visible_normalised_auc_held_out']:.3f} held out, ratio "
+    def verdict(ok: bool) -> str:
+      return "reached" if ok else "NOT reached"
+    msg += ("; visible-normalised AUC "
+            f"{s['visible_normalised_auc_in_distribution']:.3f} in "
+            f"distribution (target >= {s['target_visible_normalised_auc']}: "
+            f"{verdict(s['reached_in_distribution'])}), "
+            f"{s['visible_normalised_auc_held_out']:.3f} held out, ratio "
             f"{s['ratio_held_out_to_in_distribution']:.2f} (target >= "
-            f"{s['target_ratio']}: "
-            f"{'reached' if s['reached_ratio'] else 'NOT reached'})")
+            f"{s['target_ratio']}: {verdict(s['reached_ratio'])})")
   log(msg)
   return 0
 

@@ -48,7 +48,7 @@ class SyntheticAssetError(RuntimeError):
   """A bundled photo could not be loaded."""
 
 
-def _mpl_sample_dir() -> str:
+def mpl_sample_dir() -> str:
   import matplotlib  # pylint: disable=g-import-not-at-top
   return os.path.join(os.path.dirname(matplotlib.__file__), "mpl-data",
                       "sample_data")
@@ -69,7 +69,7 @@ def _colour_map(values: np.ndarray, colormap: int) -> np.ndarray:
 
 def _load_mpl(name: str) -> np.ndarray:
   fname, kind = MPL_IMAGES[name]
-  path = os.path.join(_mpl_sample_dir(), fname)
+  path = os.path.join(mpl_sample_dir(), fname)
   if kind in ("photo", "rgba"):
     with open(path, "rb") as f:
       from PIL import Image  # pylint: disable=g-import-not-at-top

@@ -20,6 +20,7 @@ import skimage.filters
 import skimage.measure
 
 from gt_jax.data.synthetic import images
+from gt_jax.data.synthetic import textures
 
 # Kinds that bring their own texture (a real cut-out's pixels).
 CUTOUT_KINDS = ("coin", "face", "present")
@@ -221,7 +222,6 @@ def cutout(rng: np.random.Generator, kind: str, region: str
     mask, patch, _ = pool[int(rng.integers(0, len(pool)))]
     p = patch.astype(np.float32)
     p = (p - p.min()) / max(float(np.ptp(p)), 1e-6)
-    from gt_jax.data.synthetic import textures  # pylint: disable=g-import-not-at-top
     rgb = (0.3 + 0.7 * p)[..., None] * textures.random_tint(rng)[None, None]
     return mask, rgb, "coins"
   if kind == "face":
@@ -229,7 +229,6 @@ def cutout(rng: np.random.Generator, kind: str, region: str
     split = {"train": (0, 70), "test": (70, 100), "all": (0, 100)}[region]
     face = faces[int(rng.integers(*split))].astype(np.float32)
     face = (face - face.min()) / max(float(np.ptp(face)), 1e-6)
-    from gt_jax.data.synthetic import textures  # pylint: disable=g-import-not-at-top
     rgb = (0.3 + 0.7 * face)[..., None] * textures.random_tint(rng)[None, None]
     return _ellipse(*face.shape, rx=0.42, ry=0.5), rgb, "lfw_subset"
   if kind == "present":
@@ -248,7 +247,7 @@ def cutout(rng: np.random.Generator, kind: str, region: str
 @functools.lru_cache(maxsize=1)
 def _present_rgba() -> np.ndarray:
   from PIL import Image  # pylint: disable=g-import-not-at-top
-  path = os.path.join(images._mpl_sample_dir(),  # pylint: disable=protected-access
+  path = os.path.join(images.mpl_sample_dir(),
                       images.MPL_IMAGES["present"][0])
   with open(path, "rb") as f:
     return np.asarray(Image.open(f).convert("RGBA"))
