@@ -53,6 +53,7 @@ from gt_jax.tracking import search as inference  # pylint: disable=g-import-not-
 from gt_jax.training import step as train_lib  # pylint: disable=g-import-not-at-top
 from gt_jax.config import load_config  # pylint: disable=g-import-not-at-top
 from gt_jax.model.build import build_model, init_variables  # pylint: disable=g-import-not-at-top
+from gt_jax.ops import conv as conv_lib  # pylint: disable=g-import-not-at-top
 
 CONFIG = os.path.join(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))), "configs", "globaltrack_r50_fpn.py")
@@ -142,10 +143,27 @@ def bench_track(size: str, batch: int, dtype: str, runs: int) -> dict:
   return _row("track", size, f"B={batch}", c, s, batch, flops, mem, dtype)
 
 
+class plain_convs:  # pylint: disable=invalid-name
+  """Context: every model conv is lax's plain convolution (fresh traces)."""
+
+  def __enter__(self):
+    self._saved = conv_lib._conv  # pylint: disable=protected-access
+    conv_lib._conv = conv_lib._lax_conv  # pylint: disable=protected-access
+    jax.clear_caches()
+    engine.compiled_steps.cache_clear()
+
+  def __exit__(self, *exc):
+    conv_lib._conv = self._saved  # pylint: disable=protected-access
+    jax.clear_caches()
+    engine.compiled_steps.cache_clear()
+
+
 def bench_train(size: str, m: int, pairs: int, dtype: str,
-                runs: int) -> dict:
+                runs: int, remat: bool = False) -> dict:
   cfg = _cfg(size, dtype)
   cfg.data.max_instances = m
+  cfg.model.remat_backbone = remat
+  cfg.train.query_remat = remat
   canvas = tuple(cfg.data.canvas_landscape)
   model = build_model(cfg.model, dtype)
   variables = init_variables(model, jax.random.PRNGKey(0))
@@ -178,7 +196,8 @@ def bench_train(size: str, m: int, pairs: int, dtype: str,
 
   s = median_time(one, runs)
   flops, mem = _cost(compiled)
-  return _row("train", size, f"M={m}", c, s, pairs, flops, mem, dtype)
+  return _row("train", size, f"M={m}" + (" remat" if remat else ""), c, s,
+              pairs, flops, mem, dtype)
 
 
 def table(rows: list[dict], peak: float) -> str:
@@ -211,10 +230,12 @@ def peer_table(rows: list[dict], peer: dict) -> str:
       theirs = peer["eval_s"] * 1e3
       ours = r["step_ms"] / int(str(r["batch"]).split("=")[1])
       what = f"tracking frame ({r['batch']}, per frame) vs eval frame"
-    elif r["kind"] == "train" and r["batch"][2:] in peer["train_s"]:
-      theirs = peer["train_s"][r["batch"][2:]] * 1e3
+    elif (r["kind"] == "train" and
+          r["batch"][2:].split()[0] in peer["train_s"]):
+      theirs = peer["train_s"][r["batch"][2:].split()[0]] * 1e3
       ours = r["step_ms"]
-      what = f"train step {r['batch']} vs train step ({r['batch'][2:]} boxes)"
+      what = (f"train step {r['batch']} vs train step "
+              f"({r['batch'][2:].split()[0]} boxes)")
     else:
       continue
     lines.append(f"| {what} | {ours:.0f} | {theirs:.0f} | "
@@ -243,6 +264,13 @@ def main(argv=None) -> int:
                  "peer rows (default: this interpreter, if it has them)")
   p.add_argument("--no_peer", action="store_true",
                  help="skip the PyTorch peer rows")
+  p.add_argument("--compare_plain", action="store_true",
+                 help="also time every track/train row with lax's plain "
+                 "convolutions (the implementation before the matmul convs "
+                 "of gt_jax/ops/conv.py) and print before/after")
+  p.add_argument("--remat", action="store_true",
+                 help="train rows with model.remat_backbone and "
+                 "train.query_remat on (memory)")
   args = p.parse_args(argv)
   backend = jax.default_backend()
   dev = jax.devices()[0]
@@ -250,17 +278,25 @@ def main(argv=None) -> int:
   dt = jnp.bfloat16 if args.dtype == "bfloat16" else jnp.float32
   rows = [matmul_peak(dt, n, args.runs)]
   print(f"matmul peak: {rows[0]['gflops_per_s']:.1f} GFLOP/s", flush=True)
+  plain = []
+
+  def run(measure, *a):
+    rows.append(measure(*a))
+    print(table(rows[-1:], rows[0]["gflops_per_s"]).splitlines()[-1],
+          flush=True)
+    if args.compare_plain:
+      with plain_convs():
+        plain.append(measure(*a))
+      print("  plain convs: " + table(plain[-1:], rows[0]["gflops_per_s"])
+            .splitlines()[-1], flush=True)
+
   for size in filter(None, args.sizes.split(",")):
     for b in (int(x) for x in args.batches.split(",")):
-      rows.append(bench_track(size, b, args.dtype, args.runs))
-      print(table(rows[-1:], rows[0]["gflops_per_s"]).splitlines()[-1],
-            flush=True)
+      run(bench_track, size, b, args.dtype, args.runs)
   for size in filter(None, args.train_sizes.split(",")):
     for m in (int(x) for x in args.instances.split(",")):
-      rows.append(bench_train(size, m, args.pairs, args.dtype,
-                              max(2, args.runs // 2)))
-      print(table(rows[-1:], rows[0]["gflops_per_s"]).splitlines()[-1],
-            flush=True)
+      run(bench_train, size, m, args.pairs, args.dtype,
+          max(2, args.runs // 2), args.remat)
   peer = None
   if not args.no_peer and "official" in (args.sizes + "," +
                                          args.train_sizes).split(","):
@@ -276,6 +312,14 @@ def main(argv=None) -> int:
   print(table(rows, rows[0]["gflops_per_s"]))
   print(f"\nprocess peak RSS: {rss:.0f} MB; train steps use {args.pairs} "
         "pair(s); items/s = frames/s (track) or pairs/s (train)")
+  if plain:
+    print("\nBefore (lax's plain convolutions) / after, same run:\n")
+    print("| what | size | B / M | before ms | after ms | after / before |")
+    print("|---|---|---|---|---|---|")
+    for new, old in zip(rows[1:], plain):
+      print(f"| {new['kind']} | {new['size']} | {new['batch']} | "
+            f"{old['step_ms']:.0f} | {new['step_ms']:.0f} | "
+            f"{new['step_ms'] / old['step_ms']:.2f} |")
   if peer is not None:
     print("\n" + peer_table(rows, peer))
   if args.json:

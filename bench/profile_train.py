@@ -3,6 +3,7 @@
   python bench/profile_train.py                    # official size, M = 1, 8
   python bench/profile_train.py --size tiny --queries 1,8 --runs 3
   python bench/profile_train.py --json out.json    # also write the rows
+  python bench/profile_train.py --memory_only --queries 8 [--remat]
 
 Each phase of `training.losses.batch_loss` + the optimizer is jitted on its
 own, on inputs of the real shapes (random-init weights, a random pair at
@@ -13,6 +14,8 @@ and the sum of the phases; "ideal M" is the backbone + optimizer cost plus
 M times the per-query cost measured at M = 1 (what a perfectly shared
 backbone would cost). FLOPs are XLA's cost analysis of each compiled
 phase; "XLA MiB" is XLA's argument + output + temporary estimate.
+`--memory_only` compiles the whole step only and prints that estimate
+(with `--remat`: `model.remat_backbone` and `train.query_remat` on).
 """
 
 from __future__ import annotations
@@ -230,6 +233,27 @@ def profile(cfg: Any, m: int, runs: int) -> list[dict]:
   return rows
 
 
+def step_memory(cfg: Any, m: int) -> tuple[float, float]:
+  """(XLA MiB, GFLOP) of the whole train step for one pair with M queries."""
+  cfg.data.max_instances = m
+  model = build_model(cfg.model, cfg.compute_dtype)
+  variables = jax.eval_shape(lambda: init_variables(
+      model, jax.random.PRNGKey(0)))
+  mask = train_lib.trainable_mask(variables["params"],
+                                  cfg.optim.frozen_stages)
+  optimizer = train_lib.optimizer_from_config(cfg, variables["params"])
+  step = train_lib.make_train_step(model, train_lib.loss_config_from(cfg),
+                                   optimizer, mask,
+                                   train_lib.schedule_from_config(cfg))
+  state = jax.eval_shape(lambda v: train_lib.init_state(v, optimizer),
+                         variables)
+  batch = random_pair(m, tuple(cfg.data.canvas_landscape))
+  compiled = jax.jit(step, donate_argnums=(0,)).lower(
+      state, batch, jax.random.PRNGKey(1)).compile()
+  flops, mem = _cost(compiled)
+  return mem, flops / 1e9
+
+
 def table(rows: list[dict], m: int) -> str:
   total = next(r for r in rows if r["phase"] == "whole train step")
   parts = [r for r in rows if r["phase"] != "whole train step"]
@@ -260,12 +284,25 @@ def main(argv=None) -> int:
   p.add_argument("--dtype", default="float32",
                  choices=("float32", "bfloat16"))
   p.add_argument("--json", default="")
+  p.add_argument("--memory_only", action="store_true")
+  p.add_argument("--remat", action="store_true",
+                 help="model.remat_backbone and train.query_remat on")
   a = p.parse_args(argv)
   spec = CONFIG if a.size == "official" else f"{CONFIG}:{a.size}"
+  if a.memory_only:
+    for m in (int(x) for x in a.queries.split(",")):
+      cfg = load_config(spec)
+      cfg.compute_dtype = a.dtype
+      cfg.model.remat_backbone = cfg.train.query_remat = a.remat
+      mib, gflop = step_memory(cfg, m)
+      print(f"{a.size} M = {m} remat={a.remat}: XLA estimate {mib:.0f} MiB "
+            f"for one pair, {gflop:.0f} GFLOP per step", flush=True)
+    return 0
   results = {}
   for m in (int(x) for x in a.queries.split(",")):
     cfg = load_config(spec)
     cfg.compute_dtype = a.dtype
+    cfg.model.remat_backbone = cfg.train.query_remat = a.remat
     print(f"M = {m}:", flush=True)
     results[m] = profile(cfg, m, a.runs)
   print(f"\n## Train-step profile: {a.size}, {a.dtype}, "

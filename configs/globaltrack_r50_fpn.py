@@ -55,6 +55,9 @@ def _model_config() -> ml_collections.ConfigDict:
   m.rcnn_target_stds = (0.1, 0.1, 0.2, 0.2)  # official: bbox_head stds.
   # Set False for the unmodulated-RPN ablation (paper Table 1).
   m.rpn_query_guided = True
+  # Memory, not numbers: recompute each ResNet block in the backward pass
+  # (see docs/performance.md for what it costs and saves).
+  m.remat_backbone = False
   return m
 
 
@@ -108,6 +111,14 @@ def _train_config() -> ml_collections.ConfigDict:
   t.rcnn_smooth_l1_beta = 1.0  # official: bbox_head loss_bbox beta.
   # Cross-query loss (paper Eq. 6-7); False = single-query baseline (Table 3).
   t.cross_query = True
+  # Memory, not numbers: the M queries of a pair run one after another with
+  # their activations recomputed in the backward pass (peak memory of one
+  # query instead of M; docs/performance.md).
+  t.query_remat = False
+  # Speed, not numbers: each step cuts the padded instance slots to the
+  # smallest of 1, 2, 4, 8 holding every valid instance of the batch
+  # (gt_jax/training/buckets.py); one compile per bucket.
+  t.trim_padded_instances = True
   return t
 
 

@@ -46,7 +46,10 @@ def test_conv_value_and_grads_equal_lax(case):
   ref = lambda x, wt: lax.conv_general_dilated(x, wt, (s, s), pad,
                                                dimension_numbers=DN)
   y = ours(x, wt)
-  np.testing.assert_array_equal(np.asarray(y), np.asarray(ref(x, wt)))
+  if k > 1 or pad != "VALID":  # lax's own forward: bit-identical
+    np.testing.assert_array_equal(np.asarray(y), np.asarray(ref(x, wt)))
+  else:  # 1x1 as a matmul: another summation order
+    np.testing.assert_allclose(y, ref(x, wt), rtol=1e-6, atol=1e-6)
   ct = jnp.asarray(rs.randn(*y.shape), jnp.float32)
   got = jax.vjp(ours, x, wt)[1](ct)
   want = jax.vjp(ref, x, wt)[1](ct)

@@ -51,6 +51,7 @@ def build_model(model_cfg: ml_collections.ConfigDict,
       num_classes=model_cfg.num_classes,
       rpn_modulator_fx=model_cfg.rpn_modulator_fx,
       rpn_query_guided=model_cfg.rpn_query_guided,
+      remat_backbone=bool(model_cfg.get("remat_backbone", False)),
       dtype=_DTYPES[compute_dtype],
   )
 

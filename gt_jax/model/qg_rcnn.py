@@ -48,11 +48,12 @@ class QGRCNN(nn.Module):
   num_classes: int = 2
   rpn_modulator_fx: bool = False
   rpn_query_guided: bool = True
+  remat_backbone: bool = False
   dtype: Any = jnp.float32
 
   def setup(self):
     self.backbone = ResNet(self.depth, self.stage_sizes, self.base_width,
-                           dtype=self.dtype)
+                           dtype=self.dtype, remat=self.remat_backbone)
     self.neck = FPN(self.fpn_channels, self.num_fpn_outs, dtype=self.dtype)
     self.rpn_head = RPNHead(self.fpn_channels, self.num_anchors,
                             dtype=self.dtype)

@@ -109,11 +109,15 @@ class ResNet(nn.Module):
       (the tiny config uses (1, 1, 1, 1)).
     base_width: stem and stage-1 width (official: 64); stage i has
       `base_width * 2**i` (x4 outputs for bottlenecks).
+    remat: recompute each block's activations in the backward pass instead
+      of keeping them (`nn.remat`): less memory, one more backbone forward.
+      Same parameters and the same numbers.
   """
   depth: int = 50
   stage_sizes: Sequence[int] | None = None
   base_width: int = 64
   dtype: Any = jnp.float32
+  remat: bool = False
 
   @nn.compact
   def __call__(self, x: jax.Array) -> list[jax.Array]:
@@ -127,6 +131,8 @@ class ResNet(nn.Module):
           f"{sorted(STAGE_SIZES)}")
     sizes = tuple(self.stage_sizes or STAGE_SIZES[self.depth])
     block_cls = Bottleneck if self.depth in _BOTTLENECK_DEPTHS else BasicBlock
+    if self.remat:
+      block_cls = nn.remat(block_cls)
     x = Conv(self.base_width, (7, 7), (2, 2), _pad(7), use_bias=False,
              kernel_init=_conv_init, dtype=self.dtype, name="conv1")(x)
     x = nn.relu(frozen_bn("bn1", self.dtype)(x))

@@ -1,17 +1,21 @@
-"""2-D convolution whose filter gradient is a sum of matmuls.
+"""2-D convolution computed as matmuls where XLA's convolution is slow.
 
 `conv_general_dilated` is a drop-in for `lax.conv_general_dilated` (flax's
-`nn.Conv(..., conv_general_dilated=...)` hook). The forward pass and the
-input gradient are exactly lax's; only the *filter* gradient is computed
-differently. XLA's CPU backend lowers a filter-gradient convolution of a
-large map to a slow generic loop (measured 4-25x the forward's time for the
-ResNet-50 shapes at 800x1344; bench/profile_train.py); written as one matmul
-per kernel tap,
+`nn.Conv(..., conv_general_dilated=...)` hook):
 
-  dW[i, j] = sum_{n, y, x} X_pad[n, s*y + i, s*x + j, :]^T dY[n, y, x, :],
+* the *filter* gradient is one matmul per kernel tap,
+    dW[i, j] = sum_{n, y, x} X_pad[n, s*y + i, s*x + j, :]^T dY[n, y, x, :].
+  XLA's CPU backend lowers a filter-gradient convolution of a large map to
+  a slow generic loop (measured 4-25x the forward's time for ResNet-50
+  shapes at 800x1344, bench/profile_train.py); as matmuls it runs at matmul
+  speed on every backend;
+* an unpadded 1x1 convolution is a (strided) slice and a matmul, forward
+  and input gradient (XLA's CPU convolution runs 1x1 kernels at a third of
+  its matmul speed); larger kernels keep lax's forward and input gradient.
 
-it runs at matmul speed on every backend. Only the summation order
-changes (float32 gradients agree to ~1e-6 relative).
+Only summation orders change: float32 outputs and gradients agree with
+`lax.conv_general_dilated` to ~1e-6 relative (tests/test_conv.py,
+tests/test_train_equivalence.py).
 
 Handled: NHWC inputs, HWIO kernels, any window stride, explicit or
 'VALID'/'SAME' padding, no dilation, one feature group. Anything else falls
@@ -70,20 +74,30 @@ def filter_grad(x: jax.Array, g: jax.Array, k_hw: tuple[int, int],
   return jnp.stack(rows).astype(x.dtype)
 
 
-@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
-def _conv(x, w, strides, pads):
+def _forward(x, w, strides, pads):
+  """The convolution: a slice + matmul for unpadded 1x1 kernels, else lax."""
+  if w.shape[:2] == (1, 1) and all(p == (0, 0) for p in pads):
+    sy, sx = strides
+    if (sy, sx) != (1, 1):
+      x = lax.slice(x, (0, 0, 0, 0), x.shape, (1, sy, sx, 1))
+    return jnp.einsum("nhwi,io->nhwo", x, w[0, 0])
   return _lax_conv(x, w, strides, pads)
 
 
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _conv(x, w, strides, pads):
+  return _forward(x, w, strides, pads)
+
+
 def _conv_fwd(x, w, strides, pads):
-  return _lax_conv(x, w, strides, pads), (x, w)
+  return _forward(x, w, strides, pads), (x, w)
 
 
 def _conv_bwd(strides, pads, res, g):
   x, w = res
   g = g.astype(x.dtype)
   (dx,) = jax.linear_transpose(
-      lambda v: _lax_conv(v, w, strides, pads),
+      lambda v: _forward(v, w, strides, pads),
       jax.ShapeDtypeStruct(x.shape, x.dtype))(g)
   dw = filter_grad(x, g, w.shape[:2], strides, pads).astype(w.dtype)
   return dx, dw

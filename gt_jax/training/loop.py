@@ -36,6 +36,7 @@ import ml_collections
 import numpy as np
 
 from gt_jax.errors import GtJaxError
+from gt_jax.training import buckets
 from gt_jax.training import checkpoints as ckpt
 from gt_jax.training import hosts
 from gt_jax.training import schedule as schedule_lib
@@ -462,14 +463,26 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
       finally:
         bad.close()
 
+  trim = cfg.train.get("trim_padded_instances", True)
+  per_bucket = {}
   with _stop_on_signals() as flag:
     try:
       while step < total:
-        batch = _device_batch(next(data_it), mesh)
-        if multi and run_step is step_fn:
-          # Compile ahead, then start the first step together.
-          run_step = step_fn.lower(state, batch, rng).compile()
-          hosts.barrier("step-compiled")
+        host_batch = next(data_it)
+        m = None
+        if trim:
+          need = buckets.needed_slots(host_batch)
+          if multi:
+            need = hosts.max_over_processes(need)
+          m = buckets.bucket(need, cfg.data.max_instances)
+          host_batch = buckets.trim(host_batch, m)
+        batch = _device_batch(host_batch, mesh)
+        if multi:
+          if m not in per_bucket:
+            # Compile ahead, then start the first step together.
+            per_bucket[m] = step_fn.lower(state, batch, rng).compile()
+            hosts.barrier("step-compiled")
+          run_step = per_bucket[m]
         with jax.transfer_guard("disallow"):
           state, metrics = run_step(state, batch, rng)
         step += 1

@@ -55,6 +55,7 @@ class LossConfig:
   rcnn_smooth_l1_beta: float = 1.0
   rcnn_target_stds: tuple[float, ...] = (0.1, 0.1, 0.2, 0.2)
   cross_query: bool = True
+  query_remat: bool = False
 
 
 # ---------------------------------------------------------------------------
@@ -291,6 +292,10 @@ def cross_query_loss(model: Any, variables: Any,
 
   Returns:
     dict of scalars (same keys as `single_query_loss`).
+
+  The M queries are vmapped (one batched pass); with `cfg.query_remat` they
+  run one after another in a `lax.scan` whose body is rematerialised, so
+  only one query's activations are alive at a time (same numbers).
   """
   m = query_boxes.shape[0]
   keys = jax.random.split(rng, m)
@@ -299,7 +304,12 @@ def cross_query_loss(model: Any, variables: Any,
     return single_query_loss(model, variables, query_feats, search_feats, qb,
                              sb, search_hw, key, cfg)
 
-  per_query = jax.vmap(one)(query_boxes, search_boxes, keys)
+  if cfg.query_remat:
+    body = jax.checkpoint(one)
+    _, per_query = jax.lax.scan(lambda c, xs: (c, body(*xs)), None,
+                                (query_boxes, search_boxes, keys))
+  else:
+    per_query = jax.vmap(one)(query_boxes, search_boxes, keys)
   return _masked_mean(per_query, instance_valid)
 
 
