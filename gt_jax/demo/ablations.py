@@ -156,7 +156,7 @@ def run(workdir: str, seeds: Sequence[int] = (0,), steps: int | None = None,
   cache = os.path.expanduser(demo_cfg.data.cache_dir or "~/.cache/gt_jax")
   pairs_per_epoch = demo_cfg.global_batch_size / demo_cfg.optim.epochs
   paths = demo.prepare_data(data_dir or os.path.join(cache,
-                                                     "synthetic_demo"))
+                                                     demo.DATA_SUBDIR))
   dis_root = distractor_test_set(os.path.join(workdir, "distractor_test"),
                                  **DISTRACTOR_SET)
   test = load_records(paths["lasot_test"])

@@ -41,6 +41,7 @@ from gt_jax import config as config_lib
 from gt_jax.config import load_config
 from gt_jax.data import synthetic
 from gt_jax.data.records import SequenceRecord
+from gt_jax.data.synthetic.generate import FORMAT_VERSION as SYNTHETIC_FORMAT
 from gt_jax.demo import report as demo_report
 from gt_jax.demo.report import TEST_SETS
 from gt_jax.demo.report import TRACKERS
@@ -62,6 +63,9 @@ DEMO_DATA = dict(num_train=160, num_val=6, num_test=8, num_heldout=8,
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 DEFAULT_CONFIG = os.path.join(_REPO, "configs", "globaltrack_r50_fpn.py:demo")
+# The default dataset folder under data.cache_dir; versioned with the
+# generator's format so that an older cached dataset is left alone.
+DATA_SUBDIR = f"synthetic_demo_v{SYNTHETIC_FORMAT}"
 
 
 # ---------------------------------------------------------------------------
@@ -131,7 +135,7 @@ class DemoOptions:
   workdir: str
   config: str = DEFAULT_CONFIG
   overrides: Sequence[str] = ()
-  data_dir: str = ""  # "" -> <data.cache_dir>/synthetic_demo
+  data_dir: str = ""  # "" -> <data.cache_dir>/DATA_SUBDIR
   data_args: Mapping[str, Any] = dataclasses.field(default_factory=dict)
   batch_size: int = 8
   progress: bool = True
@@ -158,7 +162,7 @@ def run(opts: DemoOptions) -> dict[str, Any]:
   log("1/4 data: synthetic dataset")
   base = load_config(opts.config, opts.overrides)
   cache = os.path.expanduser(base.data.cache_dir or "~/.cache/gt_jax")
-  data_dir = opts.data_dir or os.path.join(cache, "synthetic_demo")
+  data_dir = opts.data_dir or os.path.join(cache, DATA_SUBDIR)
   paths = prepare_data(data_dir, **opts.data_args)
   cfg = demo_config(opts.config, paths, opts.overrides)
   _timings(opts.workdir, "data_s", time.time() - t0)
@@ -230,7 +234,7 @@ def _main(argv: Sequence[str]) -> int:
                       help="config file:variant (default: the demo variant)")
   parser.add_argument("--data_dir", default="",
                       help="synthetic dataset folder (default: "
-                      "<data.cache_dir>/synthetic_demo)")
+                      f"<data.cache_dir>/{DATA_SUBDIR})")
   parser.add_argument("--batch_size", type=int, default=8,
                       help="test sequences tracked in lock-step")
   parser.add_argument("--no_progress", action="store_true")
