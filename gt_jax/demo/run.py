@@ -58,7 +58,7 @@ from gt_jax.tracking.engine import SearchEngine
 # defaults (generation takes well under a minute); the test sets are
 # identical for any num_train (every video has its own (seed, split, index)
 # stream).
-DEMO_DATA = dict(num_train=160, num_val=6, num_test=8, num_heldout=8,
+DEMO_DATA = dict(num_train=160, num_val=6, num_test=16, num_heldout=16,
                  num_frames=60, num_coco_images=300)
 _REPO = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
