@@ -2,10 +2,12 @@
 
     python bench/make_contact_sheet.py [--out docs/synthetic.png] [--seed 0]
 
-Each row is one long-term (LaSOT-style) video at the default 160x128 size:
-the first frame, then frames picked to show a look-alike distractor next to
-the target, a partial and a full occlusion, the target leaving the view and
-an absent frame. The last row shows COCO-style stills. Boxes: green = target
+Each row is one long-term (LaSOT-style) video at the default 160x128 size
+(the first rows from the in-distribution test domain, the next ones from the
+held-out domain): the first frame, then frames picked to show a look-alike
+distractor next to the target, a partial and a full occlusion, the target
+leaving the view and an absent frame. The last row shows COCO-style stills
+(training domain). Boxes: green = target
 (ground truth), orange = look-alike distractors, white = still instances.
 """
 
@@ -79,9 +81,10 @@ def _pick_frames(plan, truths) -> list[tuple[int, str]]:
   return sorted(picks.items())
 
 
-def _video_row(seed: int, num_frames: int) -> np.ndarray | None:
+def _video_row(seed: int, num_frames: int,
+               domain: synthetic.Domain) -> np.ndarray | None:
   plan = synthetic.plan_video(np.random.default_rng(seed), num_frames, _H, _W,
-                              synthetic.TEST_PROFILE)
+                              synthetic.TEST_PROFILE, domain)
   if not any(full for _, _, full in plan.occlusions) or not plan.absences:
     return None
   truths = [synthetic.render_frame(plan, t)[1] for t in range(num_frames)]
@@ -89,6 +92,8 @@ def _video_row(seed: int, num_frames: int) -> np.ndarray | None:
   if len(picks) < 6:
     return None
   tiles = []
+  picks[0] = (0, f"{domain.name}: {plan.target.sprite.kind}, "
+              f"{plan.target.motion}")
   for t, text in picks[:6]:
     img, tr = synthetic.render_frame(plan, t)
     img = img.copy()
@@ -113,14 +118,17 @@ def _still_row(seed: int) -> np.ndarray:
   return np.concatenate(tiles, axis=1)
 
 
-def make_contact_sheet(out: str, seed: int = 0, rows: int = 3) -> int:
+def make_contact_sheet(out: str, seed: int = 0, rows: int = 2) -> int:
   """Writes the sheet to `out` (PNG); returns its size in bytes."""
-  video_rows, s = [], seed
-  while len(video_rows) < rows:
-    row = _video_row(s, 120)
-    if row is not None:
-      video_rows.append(row)
-    s += 1
+  video_rows = []
+  for domain in (synthetic.TEST, synthetic.HELDOUT):
+    s, n = seed, 0
+    while n < rows:
+      row = _video_row(s, 120, domain)
+      if row is not None:
+        video_rows.append(row)
+        n += 1
+      s += 1
   sheet = np.concatenate(video_rows + [_still_row(seed)], axis=0)
   os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
   image = Image.fromarray(sheet)

@@ -23,9 +23,10 @@ from gt_jax.evaluation import benchmarks
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "configs", "globaltrack_r50_fpn.py:tiny")
 # A miniature dataset: 2 training videos, 2 test videos of 20 frames.
-SMALL_DATA = dict(num_train=2, num_val=0, num_test=2, num_frames=20,
-                  num_test_frames=20, num_coco_images=2,
+SMALL_DATA = dict(num_train=2, num_val=0, num_test=2, num_heldout=2,
+                  num_frames=20, num_test_frames=20, num_coco_images=2,
                   num_coco_val_images=0)
+SET_ROOTS = {"in_distribution": "lasot_test", "held_out": "lasot_heldout"}
 
 
 def _options(tmp, workdir="work"):
@@ -63,49 +64,91 @@ def _lasot_success_auc(pred, gt, absent):
   return np.mean([(iou > t).sum() / len(iou) for t in thresholds])
 
 
-def test_outputs_exist_and_report_has_all_trackers(demo_run):
+def _records(tmp, set_name):
+  root = os.path.join(str(tmp / "data"), SET_ROOTS[set_name])
+  return benchmarks.load_benchmark("lasot", root, demo.lasot_names(root))
+
+
+def test_outputs_exist_and_report_has_both_sets(demo_run):
   tmp, opts, rep = demo_run
   out = os.path.join(opts.workdir, "report")
-  for name in ("report.json", "report.md", "success_plot.png",
-               "precision_plot.png", "demo.gif"):
+  for name in ("report.json", "report.md", "demo.gif", "held_out.gif",
+               "in_distribution/success_plot.png",
+               "in_distribution/precision_plot.png",
+               "held_out/success_plot.png", "held_out/precision_plot.png"):
     assert os.path.isfile(os.path.join(out, name)), name
-  assert set(rep["trackers"]) == set(demo.TRACKERS)
-  assert rep["num_sequences"] == SMALL_DATA["num_test"]
+  assert demo.TEST_SETS == SET_ROOTS
+  assert set(rep["sets"]) == set(SET_ROOTS)
   with open(os.path.join(out, "report.json")) as f:
     on_disk = json.load(f)
-  assert set(on_disk["variants"]["neuron"]) == set(demo.TRACKERS)
+  for name, s in on_disk["sets"].items():
+    assert s["num_sequences"] == 2 and s["num_frames"] == 2 * 20, name
+    for protocol in ("official", "neuron"):
+      assert set(s[protocol]) == set(demo.TRACKERS), (name, protocol)
+    assert set(s["visible_normalised_auc"]) == set(demo.TRACKERS)
   assert on_disk["demo"]["train"]["step"] == 2
   # One weight export per run: train_loop's WORKDIR/model, nothing else.
   exported = [d for d, _, files in os.walk(opts.workdir)
               if os.path.isdir(os.path.join(d, "variables"))]
   assert exported == [os.path.join(opts.workdir, "model")], exported
-  assert on_disk["demo"]["num_test_frames"] == 2 * 20
   md = open(os.path.join(out, "report.md")).read()
+  # Two tables (one per set), each with all three trackers.
+  assert md.count("| tracker |") == 2
+  assert "in-distribution test set" in md and "held-out test set" in md
   for name in demo.TRACKERS:
-    assert name in md
+    assert md.count(f"| {name} |") == 2, name
+  assert "ratio held-out / in-distribution" in md
 
 
-def test_first_box_baseline_matches_independent_lasot_auc(demo_run):
+def test_visible_normalised_auc_and_ratio_from_the_files(demo_run):
+  tmp, _, rep = demo_run
+  vn = {}
+  for set_name in SET_ROOTS:
+    root = os.path.join(str(tmp / "data"), SET_ROOTS[set_name])
+    hidden = []
+    for name in demo.lasot_names(root):
+      d = os.path.join(root, name.rsplit("-", 1)[0], name)
+      flags = [np.array(open(os.path.join(d, f"{k}.txt")).read().split(","),
+                        int) for k in ("out_of_view", "full_occlusion")]
+      hidden.append((flags[0] == 1) | (flags[1] == 1))
+    visible = 1 - np.concatenate(hidden).mean()
+    s = rep["sets"][set_name]
+    np.testing.assert_allclose(s["visible_fraction"], visible, rtol=1e-12)
+    for t in demo.TRACKERS:
+      np.testing.assert_allclose(s["visible_normalised_auc"][t],
+                                 s["official"][t]["success_auc"] / visible,
+                                 rtol=1e-9)
+    vn[set_name] = s["visible_normalised_auc"]["globaltrack_demo"]
+  summary = rep["summary"]
+  np.testing.assert_allclose(summary["ratio_held_out_to_in_distribution"],
+                             vn["held_out"] / vn["in_distribution"],
+                             rtol=1e-9)
+  assert summary["reached_in_distribution"] == (
+      vn["in_distribution"] >= summary["target_visible_normalised_auc"])
+
+
+@pytest.mark.parametrize("set_name", list(SET_ROOTS))
+def test_first_box_baseline_matches_independent_lasot_auc(demo_run,
+                                                          set_name):
   tmp, opts, rep = demo_run
-  root = os.path.join(str(tmp / "data"), "lasot_test")
-  records = benchmarks.load_benchmark("lasot", root, demo.lasot_names(root))
   aucs = []
-  for r in records:
-    pred = np.loadtxt(os.path.join(opts.workdir, "results", "first_box",
-                                   f"{r.name}.txt"), delimiter=",")
+  for r in _records(tmp, set_name):
+    pred = np.loadtxt(os.path.join(opts.workdir, "results", set_name,
+                                   "first_box", f"{r.name}.txt"),
+                      delimiter=",")
     np.testing.assert_allclose(pred, np.repeat(r.boxes[:1], len(pred), 0),
                                atol=1e-3)
     aucs.append(_lasot_success_auc(pred, r.boxes, ~r.visible))
-  got = rep["trackers"]["first_box"]["overall"]["success_auc"]
+  got = rep["sets"][set_name]["official"]["first_box"]["success_auc"]
   np.testing.assert_allclose(got, np.mean(aucs), atol=1e-6)
 
 
-def test_tracker_results_have_one_row_per_frame(demo_run):
+@pytest.mark.parametrize("set_name", list(SET_ROOTS))
+def test_tracker_results_have_one_row_per_frame(demo_run, set_name):
   tmp, opts, _ = demo_run
-  root = os.path.join(str(tmp / "data"), "lasot_test")
-  for r in benchmarks.load_benchmark("lasot", root, demo.lasot_names(root)):
+  for r in _records(tmp, set_name):
     for t in ("globaltrack_demo", "globaltrack_untrained"):
-      d = os.path.join(opts.workdir, "results", t)
+      d = os.path.join(opts.workdir, "results", set_name, t)
       boxes = np.loadtxt(os.path.join(d, f"{r.name}.txt"), delimiter=",")
       scores = np.loadtxt(os.path.join(d, f"{r.name}_object_presence_scores.txt"))
       assert boxes.shape == (20, 4) and scores.shape == (20,)
@@ -122,9 +165,7 @@ def test_gif_frames_and_ground_truth_colour(demo_run):
     rgb = np.asarray(im.convert("RGB"))
   assert rgb.shape == (2 * 128, 2 * 160, 3)
   # Frame 1 shows the whole target: its GT rectangle is drawn in green.
-  root = os.path.join(str(tmp / "data"), "lasot_test")
-  records = benchmarks.load_benchmark("lasot", root, demo.lasot_names(root))
-  r = max(records, key=lambda r: np.sum(~r.visible))
+  r = max(_records(tmp, "in_distribution"), key=lambda r: np.sum(~r.visible))
   # The GT outline is 3 px wide, the trackers' 2 px (drawn on top; on frame
   # 1 they equal the GT), so the innermost GT row stays green.
   x, y, w, h = r.boxes[0] * 2
@@ -136,7 +177,7 @@ def test_gif_frames_and_ground_truth_colour(demo_run):
 
 def test_rerun_resumes_without_redoing_work(demo_run):
   tmp, opts, rep = demo_run
-  res = os.path.join(opts.workdir, "results", "globaltrack_demo")
+  res = os.path.join(opts.workdir, "results", "held_out", "globaltrack_demo")
   files = sorted(os.listdir(res))
   before = {f: os.path.getmtime(os.path.join(res, f)) for f in files
             if f.endswith(".txt")}
@@ -146,9 +187,10 @@ def test_rerun_resumes_without_redoing_work(demo_run):
   after = {f: os.path.getmtime(os.path.join(res, f)) for f in before}
   assert after == before
   assert os.path.getmtime(model_dir) == model_mtime
-  for name in demo.TRACKERS:
-    assert (rep2["trackers"][name]["overall"]["success_auc"] ==
-            rep["trackers"][name]["overall"]["success_auc"])
+  for set_name in SET_ROOTS:
+    for name in demo.TRACKERS:
+      assert (rep2["sets"][set_name]["official"][name]["success_auc"] ==
+              rep["sets"][set_name]["official"][name]["success_auc"])
 
 
 def test_untrained_is_the_training_init_and_trained_differs(demo_run):

@@ -6,6 +6,7 @@ package's own label code.
 """
 
 import filecmp
+import importlib
 import json
 import os
 import re
@@ -18,12 +19,17 @@ import pytest
 
 from gt_jax.data import synthetic
 from gt_jax.data.synthetic import assets
+from gt_jax.data.synthetic import domains
+from gt_jax.data.synthetic import images
+from gt_jax.data.synthetic import motion
 from gt_jax.data.synthetic import render
+from gt_jax.data.synthetic import scenario
+from gt_jax.data.synthetic import shapes
 from gt_jax.data.synthetic.__main__ import main as cli_main
 
-TINY = dict(seed=3, num_train=2, num_val=1, num_test=2, num_frames=24,
-            num_test_frames=40, height=64, width=80, num_coco_images=4,
-            num_coco_val_images=2)
+TINY = dict(seed=3, num_train=2, num_val=1, num_test=2, num_heldout=2,
+            num_frames=24, num_test_frames=40, height=64, width=80,
+            num_coco_images=4, num_coco_val_images=2)
 MAGENTA = np.array(render.MARKER_COLORS["target"], np.uint8)
 CYAN = np.array(render.MARKER_COLORS["distractor"], np.uint8)
 META_KEYS = ["url", "begin", "end", "anno_fps", "object_class",
@@ -43,7 +49,8 @@ def marker_videos():
   videos = []
   for seed in range(4):
     plan = synthetic.plan_video(np.random.default_rng(seed), 40, 64, 80,
-                                synthetic.TEST_PROFILE)
+                                synthetic.TEST_PROFILE,
+                                (synthetic.TEST, synthetic.HELDOUT)[seed % 2])
     rendered = [synthetic.render_frame(plan, t, marker=True)
                 for t in range(plan.num_frames)]
     videos.append((plan, [r[0] for r in rendered], [r[1] for r in rendered]))
@@ -122,9 +129,11 @@ def test_got10k_flags_match_boxes(dataset):
       assert absence[0] == 0 and cover[0] == 8 and cut[0] == 0
 
 
-def test_lasot_layout_and_flags(dataset):
-  root = dataset["lasot_test"]
-  with open(dataset["lasot_testing_set"], encoding="utf-8") as f:
+@pytest.mark.parametrize("split", ["lasot_test", "lasot_heldout"])
+def test_lasot_layout_and_flags(dataset, split):
+  root = dataset[split]
+  path = os.path.join(dataset[split], "testing_set.txt")
+  with open(path, encoding="utf-8") as f:
     text = f.read()
   assert not text.endswith("\n")  # like the official testing_set.txt
   names = text.split("\n")
@@ -150,10 +159,11 @@ def test_lasot_layout_and_flags(dataset):
     assert os.path.getsize(os.path.join(d, "nlp.txt")) > 0
 
 
-def test_lasot_videos_have_long_absences(dataset):
-  root = dataset["lasot_test"]
+@pytest.mark.parametrize("split", ["lasot_test", "lasot_heldout"])
+def test_lasot_videos_have_long_absences(dataset, split):
+  root = dataset[split]
   min_len = int(synthetic.TEST_PROFILE.absence_frac[0] * 40)
-  for name in _read_lines(dataset["lasot_testing_set"]):
+  for name in _read_lines(os.path.join(dataset[split], "testing_set.txt")):
     d = os.path.join(root, name.rsplit("-", 1)[0], name)
     out = [int(v) for v in _read_lines(os.path.join(d, "out_of_view.txt"))[0]
            .split(",")]
@@ -179,7 +189,7 @@ def test_marker_pixels_match_boxes(marker_videos):
         # Unoccluded and uncut: the box is exactly tight on the pixels.
         np.testing.assert_array_equal(_pixel_box(target_px), tr.box)
         checked_full += 1
-  assert checked_full > 40
+  assert checked_full > 30
 
 
 def test_got10k_rows_from_marker_pixels(marker_videos):
@@ -217,23 +227,44 @@ def test_full_occlusion_and_absence_labels(marker_videos):
   assert saw_full and saw_absent
 
 
-def test_distractors_look_alike_and_stay_during_absence(marker_videos):
+def test_distractors_share_shape_or_texture_not_both(marker_videos):
+  kinds = {"shape": 0, "texture": 0}
   for plan, frames, truths in marker_videos:
     roles = [layer.role for layer in plan.layers]
     dis = [i for i, r in enumerate(roles) if r == "distractor"]
     assert dis and roles.count("target") == 1
-    target_sprite = plan.target.sprite
+    target = plan.target.sprite
     for i in dis:
       sprite = plan.layers[i].sprite
-      # Same cut-out (mask), different colour.
-      np.testing.assert_array_equal(sprite.alpha, target_sprite.alpha)
-      assert np.abs(sprite.rgb - target_sprite.rgb).mean() > 10.0
+      same_mask = (sprite.alpha.shape == target.alpha.shape and
+                   np.array_equal(sprite.alpha, target.alpha))
+      same_texture = sprite.source == target.source
+      if same_mask:  # the silhouette, under another texture source
+        assert sprite.kind == target.kind and not same_texture
+        assert np.abs(sprite.rgb - target.rgb).mean() > 10.0
+        kinds["shape"] += 1
+      else:  # the texture, under another kind of silhouette
+        assert same_texture and sprite.kind != target.kind
+        kinds["texture"] += 1
     absent = [t for t, tr in enumerate(truths)
               if not tr[plan.target_index].in_view]
     assert absent
     with_distractor = sum(np.all(frames[t] == CYAN, axis=-1).any()
                           for t in absent)
     assert with_distractor >= len(absent) // 2
+  assert kinds["shape"] and kinds["texture"], kinds
+
+
+def test_colour_changes_over_time_and_first_frame_is_unchanged():
+  plan = synthetic.plan_video(np.random.default_rng(5), 60, 64, 80,
+                              synthetic.TEST_PROFILE, synthetic.TEST)
+  gains = plan.target.gains
+  assert gains.shape == (60, 3)
+  np.testing.assert_allclose(gains[0], 1.0, atol=1e-6)
+  assert np.abs(np.log(gains)).max() > 0.05
+  # The drawn target follows the gain: its mean colour changes with it.
+  frames = [synthetic.render_frame(plan, t)[0] for t in (0, 59)]
+  assert not np.array_equal(frames[0], frames[1])
 
 
 def test_cover_level_hand_values():
@@ -351,12 +382,13 @@ def test_overwrite_replaces_previous_dataset(tmp_path):
                                          "GOT-10k_Train_000002"))
 
 
-def test_offline_photos_only_and_bad_name():
-  for name in assets.COLOR_PHOTOS + assets.GRAY_PHOTOS:
-    photo = assets.load_photo(name)
+def test_offline_images_only_and_bad_name():
+  for name in images.ALL_IMAGES:
+    photo = images.load_image(name)
     assert photo.dtype == np.uint8 and photo.ndim == 3 and photo.shape[2] == 3
-  with pytest.raises(assets.SyntheticAssetError, match="skimage.data.brain"):
-    assets.load_photo("brain")
+    assert min(photo.shape[:2]) >= 90 and photo.std() > 10, name
+  with pytest.raises(synthetic.SyntheticAssetError, match="skimage.data.brain"):
+    images.load_image("brain")
 
 
 def test_cli(tmp_path, capsys):
@@ -401,9 +433,164 @@ def test_project_readers_accept_output(dataset, tmp_path):
                                     "absence.label"), dtype=int)
   assert np.all(~train[0].visible[absence == 1])
   assert len(got10k.read_got10k(dataset["got10k"], "val", cache_dir=cache)) == 1
-  names = _read_lines(dataset["lasot_testing_set"])
-  test = lasot.read_lasot(dataset["lasot_test"], names=names, cache_dir=cache)
-  assert [s.name for s in test] == names
-  assert all(len(s.frame_paths) == 40 and not s.visible.all() for s in test)
+  for split in ("lasot_test", "lasot_heldout"):
+    names = _read_lines(os.path.join(dataset[split], "testing_set.txt"))
+    test = lasot.read_lasot(dataset[split], names=names, cache_dir=cache)
+    assert [s.name for s in test] == names
+    assert all(len(s.frame_paths) == 40 and not s.visible.all()
+               for s in test)
   images = coco.read_coco(dataset["coco"], "train", cache_dir=cache)
   assert len(images) == 4 and all(len(r.boxes) >= 2 for r in images)
+
+
+# ---------------------------------------------------------------------------
+# Domains: what training, the in-distribution test and the held-out set use.
+
+
+def test_held_out_domain_shares_nothing_with_training():
+  train, test, held = synthetic.TRAIN, synthetic.TEST, synthetic.HELDOUT
+  for field in ("kinds", "textures", "backgrounds", "motions", "cameras"):
+    assert not set(getattr(train, field)) & set(getattr(held, field)), field
+    # The in-distribution test draws from the training pools...
+    assert getattr(test, field) == getattr(train, field), field
+  # ...but cuts its crops from another part of each photo.
+  assert (train.region, test.region) == ("train", "test")
+  lo_train, hi_train = images.REGIONS["train"]
+  lo_test, hi_test = images.REGIONS["test"]
+  assert hi_train <= lo_test and lo_train == 0 and hi_test == 1
+  # Images from outside scikit-image serve the held-out set only.
+  for name in images.MPL_IMAGES:
+    assert name in held.textures and name not in train.textures
+  assert set(domains.HELDOUT_SKIMAGE) <= set(held.textures)
+  # Every usable scikit-image photo is used somewhere.
+  assert (set(images.SKIMAGE_COLOR + images.SKIMAGE_GRAY)
+          <= set(train.textures) | set(held.textures))
+  assert not set(shapes.HERSHEY_CHARS) & set(shapes.TTF_CHARS)
+  assert not set(train.motions) & set(held.motions)
+  assert set(train.motions) | set(held.motions) == set(motion.OBJECT_MODELS)
+  for kind in train.kinds + held.kinds:
+    assert kind in synthetic.KIND_CLASSES
+
+
+def test_photo_crops_stay_in_their_region():
+  rng = np.random.default_rng(0)
+  for name in ("astronaut", "brick", "coffee", "text"):
+    width = images.load_image(name).shape[1]
+    split = images.region_columns(width, "train")[1]
+    for _ in range(20):
+      _, (x0, _, cw, _) = images.crop(rng, name, 20, 30, "train")
+      assert x0 + cw <= split
+      _, (x0, _, cw, _) = images.crop(rng, name, 30, 20, "test")
+      assert x0 >= split and x0 + cw <= width
+
+
+def test_coin_and_face_cutouts_are_split_between_train_and_test():
+  coins = shapes.coin_cutouts()
+  lo, hi = images.REGIONS["test"]
+  n_test = sum(lo <= c[2] < hi for c in coins)
+  assert len(coins) >= 12 and 3 <= n_test < len(coins) - 3
+  rng = np.random.default_rng(1)
+  seen = {"train": set(), "test": set()}
+  for region in seen:
+    for _ in range(30):
+      mask, rgb, _ = shapes.cutout(rng, "coin", region)
+      assert mask.shape == rgb.shape[:2]
+      seen[region].add(mask.tobytes())
+  assert seen["train"] and seen["test"]
+  assert not seen["train"] & seen["test"]
+
+
+@pytest.mark.parametrize("domain", ["train", "heldout"])
+def test_every_kind_renders_a_mask_touching_its_box(domain):
+  rng = np.random.default_rng(2)
+  d = synthetic.DOMAINS[domain]
+  for kind in d.kinds:
+    for _ in range(3):
+      s = assets.make_sprite(rng, d, kind)
+      hard = s.alpha >= 0.5
+      assert s.kind == kind and hard.mean() > 0.15, kind
+      # The silhouette spans its box (pointed tips soften below 0.5).
+      ys, xs = np.nonzero(hard)
+      assert np.ptp(ys) >= 0.8 * hard.shape[0] - 1, kind
+      assert np.ptp(xs) >= 0.8 * hard.shape[1] - 1, kind
+      # Survives downscaling to the smallest target size.
+      small = render._resized(  # pylint: disable=protected-access
+          scenario.Layer(s, "target", np.zeros((1, 4), int),
+                                   np.ones(1, bool)), 12, 12, True)[1]
+      assert small.sum() >= 12, kind
+
+
+def test_catalog_keeps_domains_and_instances_apart(dataset):
+  with open(dataset["catalog"], encoding="utf-8") as f:
+    catalog = json.load(f)
+  by_split = {}
+  for key, video in catalog.items():
+    by_split.setdefault(key.split("/")[0], []).append(video)
+  assert set(by_split) == {"got10k_train", "got10k_val", "lasot_test",
+                           "lasot_heldout"}
+  own = {"coins", "lfw_subset", "present"}  # cut-outs' own pixels
+  train_ids = set()
+  for split, videos in by_split.items():
+    domain = {"lasot_test": synthetic.TEST,
+              "lasot_heldout": synthetic.HELDOUT}.get(split, synthetic.TRAIN)
+    for v in videos:
+      assert v["domain"] == domain.name
+      assert v["background"] in domain.backgrounds
+      assert v["camera"] in domain.cameras
+      objects = [v["target"]] + v["others"]
+      assert v["target"]["motion"] in domain.motions
+      for o in objects:
+        assert o["kind"] in domain.kinds + ("occluder",), (split, o)
+        assert o["texture"] in domain.textures + tuple(own), (split, o)
+        if split.startswith("got10k"):
+          train_ids.add(o["instance"])
+  for split in ("lasot_test", "lasot_heldout"):
+    for v in by_split[split]:
+      for o in [v["target"]] + v["others"]:
+        assert o["instance"] not in train_ids
+
+
+def test_demo_test_sets_have_a_quarter_of_absent_frames():
+  """The demo's in-distribution (and held-out) test sets, planned with the
+  generator's own streams: >= 25 % of frames without a visible target."""
+  # The package exports the function `generate`, shadowing the module.
+  gen = importlib.import_module("gt_jax.data.synthetic.generate")
+  from gt_jax.demo.run import DEMO_DATA  # pylint: disable=g-import-not-at-top
+  n_frames = 2 * DEMO_DATA["num_frames"]
+  for split, domain in (("lasot_test", synthetic.TEST),
+                        ("lasot_heldout", synthetic.HELDOUT)):
+    absent = total = 0
+    for i in range(DEMO_DATA[{"lasot_test": "num_test",
+                              "lasot_heldout": "num_heldout"}[split]]):
+      rng = gen._rng(0, split, i)  # pylint: disable=protected-access
+      plan = synthetic.plan_video(rng, n_frames, 128, 160,
+                                  synthetic.TEST_PROFILE, domain)
+      # Only frames of exits, absences and occluder passes can lack a
+      # visible target; render just those (marker mode).
+      events = np.zeros(n_frames, bool)
+      for s, e in plan.absences:
+        events[max(0, s - 6):e] = True
+      for s, e, _ in plan.occlusions:
+        events[s:e] = True
+      for t in np.flatnonzero(events):
+        tr = synthetic.render_frame(plan, int(t), marker=True)[1][
+            plan.target_index]
+        absent += tr.visible_area == 0
+      total += n_frames
+    assert absent / total >= 0.25, (split, absent / total)
+
+
+@pytest.mark.parametrize("model", motion.OBJECT_MODELS)
+def test_motion_models_keep_first_frames_whole_and_most_in_view(model):
+  for seed in range(5):
+    track = motion.object_motion(np.random.default_rng(seed), model, 60, 64,
+                                 80, np.array([16.0, 12.0]))
+    assert track.shape == (60, 4) and np.all(track[:, 2:] >= motion.MIN_SIDE)
+    c, wh = track[:, :2], track[:, 2:]
+    size = np.array([80, 64])
+    first = slice(0, motion.CLEAR_START)
+    assert np.all(c[first] - wh[first] / 2 >= 0)
+    assert np.all(c[first] + wh[first] / 2 <= size + 1)
+    assert np.all(c >= 0.3 * wh - 1e-6) and np.all(c <= size - 0.3 * wh
+                                                   + 1e-6)
+    assert np.ptp(c, 0).max() > 2 or np.ptp(wh, 0).max() > 2, model

@@ -41,7 +41,7 @@ from typing import Any, Mapping, Sequence
 import numpy as np
 
 from gt_jax.config import load_config
-from gt_jax.data.synthetic import assets
+from gt_jax.data.synthetic import domains
 from gt_jax.data.synthetic import layouts
 from gt_jax.data.synthetic import scenario
 from gt_jax.demo import run as demo
@@ -77,7 +77,7 @@ def distractor_test_set(out_dir: str, num_videos: int = 6,
   # The package exports the function `generate`, which shadows the module.
   generate = importlib.import_module("gt_jax.data.synthetic.generate")
   params = dict(num_videos=num_videos, num_frames=num_frames, seed=seed,
-                height=height, width=width, version=1)
+                height=height, width=width, version=2)
   marker = os.path.join(out_dir, "params.json")
   if os.path.isfile(marker):
     with open(marker, encoding="utf-8") as f:
@@ -91,8 +91,9 @@ def distractor_test_set(out_dir: str, num_videos: int = 6,
   names, counts = [], {}
   for i in range(num_videos):
     rng = np.random.default_rng([seed, 7, i])
-    plan = scenario.plan_video(rng, num_frames, height, width, profile)
-    category = assets.SHAPE_CLASSES[plan.target.sprite.shape][0]
+    plan = scenario.plan_video(rng, num_frames, height, width, profile,
+                               domains.TEST)
+    category = domains.KIND_CLASSES[plan.target.sprite.kind][0]
     counts[category] = counts.get(category, 0) + 1
     name = f"{category}-{counts[category]}"
     seq_dir = os.path.join(out_dir, category, name)
@@ -155,7 +156,7 @@ def run(workdir: str, seeds: Sequence[int] = (0,), steps: int | None = None,
   cache = os.path.expanduser(demo_cfg.data.cache_dir or "~/.cache/gt_jax")
   pairs_per_epoch = demo_cfg.global_batch_size / demo_cfg.optim.epochs
   paths = demo.prepare_data(data_dir or os.path.join(cache,
-                                                     "synthetic_demo"))
+                                                     demo.DATA_SUBDIR))
   dis_root = distractor_test_set(os.path.join(workdir, "distractor_test"),
                                  **DISTRACTOR_SET)
   test = load_records(paths["lasot_test"])

@@ -14,12 +14,14 @@ def main(argv: list[str] | None = None) -> int:
   parser = argparse.ArgumentParser(
       prog="python -m gt_jax.data.synthetic",
       description="Writes the embedded synthetic tracking dataset "
-      "(GOT-10k / LaSOT / COCO layouts) built from scikit-image photos.")
+      "(GOT-10k / LaSOT / COCO layouts) built from offline images.")
   parser.add_argument("--out", required=True, help="output folder")
   parser.add_argument("--seed", type=int, default=0)
   parser.add_argument("--num-train", type=int, default=24)
   parser.add_argument("--num-val", type=int, default=6)
   parser.add_argument("--num-test", type=int, default=8)
+  parser.add_argument("--num-heldout", type=int, default=None,
+                      help="held-out videos (default: num-test)")
   parser.add_argument("--num-frames", type=int, default=60)
   parser.add_argument("--num-test-frames", type=int, default=None,
                       help="frames per test video (default 2 x num-frames)")
@@ -36,6 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     paths = generate(
         args.out, seed=args.seed, num_train=args.num_train,
         num_val=args.num_val, num_test=args.num_test,
+        num_heldout=args.num_heldout,
         num_frames=args.num_frames, num_test_frames=args.num_test_frames,
         height=args.height, width=args.width,
         num_coco_images=args.num_coco_images,

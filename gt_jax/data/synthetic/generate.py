@@ -3,6 +3,8 @@
     <out>/got10k/{train,val}/list.txt, GOT-10k_{Train,Val}_%06d/...
     <out>/lasot_test/<category>/<category>-<k>/img/%08d.jpg, ...
     <out>/lasot_test/testing_set.txt
+    <out>/lasot_heldout/...      (the held-out generalisation set, same layout)
+    <out>/catalog.json           (what every video is made of, per split)
     <out>/coco/annotations/instances_{train,val}2017.json
     <out>/coco/{train,val}2017/%012d.jpg
     <out>/manifest.json          (written last: marks a complete dataset)
@@ -13,6 +15,7 @@ index), so the output is a pure function of the arguments.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -21,15 +24,17 @@ import time
 import numpy as np
 from PIL import Image
 
-from gt_jax.data.synthetic import assets
+from gt_jax.data.synthetic import domains
 from gt_jax.data.synthetic import layouts
 from gt_jax.data.synthetic import render
 from gt_jax.data.synthetic import scenario
 
 MANIFEST = "manifest.json"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+CATALOG = "catalog.json"
 _SPLIT_CODES = {"got10k_train": 1, "got10k_val": 2, "lasot_test": 3,
-                "coco_train": 4, "coco_val": 5, "coco_ids": 6}
+                "coco_train": 4, "coco_val": 5, "coco_ids": 6,
+                "lasot_heldout": 7}
 _JPEG_QUALITY = 90
 # GOT-10k annotates at 10 Hz (meta_info.ini anno_fps).
 _FPS = 10
@@ -60,52 +65,79 @@ def render_video_files(plan: scenario.VideoPlan, frame_dir: str
   return truths
 
 
+def describe_plan(plan: scenario.VideoPlan) -> dict:
+  """What a plan is made of (catalog.json): domain, target, others."""
+  def sprite_id(sprite) -> str:
+    # An instance is its exact pixels: silhouette and texture.
+    h = hashlib.sha1(np.round(sprite.alpha * 255).astype(np.uint8).tobytes())
+    h.update(np.round(sprite.rgb).astype(np.uint8).tobytes())
+    return h.hexdigest()[:16]
+  target = plan.layers[plan.target_index] if plan.target_index >= 0 else None
+  out = dict(domain=plan.domain, background=plan.background_name,
+             camera=plan.camera_motion)
+  if target is not None:
+    out["target"] = dict(kind=target.sprite.kind,
+                         texture=target.sprite.source, motion=target.motion,
+                         instance=sprite_id(target.sprite))
+  out["others"] = [dict(role=l.role, kind=l.sprite.kind,
+                        texture=l.sprite.source, motion=l.motion,
+                        instance=sprite_id(l.sprite))
+                   for i, l in enumerate(plan.layers)
+                   if i != plan.target_index]
+  return out
+
+
 def _write_got10k_split(root: str, split: str, count: int, seed: int,
-                        num_frames: int, height: int, width: int) -> None:
+                        num_frames: int, height: int, width: int,
+                        catalog: dict) -> None:
   prefix = {"got10k_train": "GOT-10k_Train", "got10k_val": "GOT-10k_Val"}
   names = [f"{prefix[split]}_{i + 1:06d}" for i in range(count)]
   os.makedirs(root, exist_ok=True)
   for i, name in enumerate(names):
     plan = scenario.plan_video(_rng(seed, split, i), num_frames, height,
-                               width, scenario.TRAIN_PROFILE)
+                               width, scenario.TRAIN_PROFILE, domains.TRAIN)
     seq_dir = os.path.join(root, name)
     truths = render_video_files(plan, seq_dir)
-    shape = plan.target.sprite.shape
+    kind = plan.target.sprite.kind
     meta = {
         "url": f"synthetic://gt_jax/seed{seed}/{name}",
         "begin": _clock(0),
         "end": _clock(num_frames / _FPS),
         "anno_fps": f"{_FPS}Hz",
-        "object_class": assets.SHAPE_CLASSES[shape][0],
-        "motion_class": "jumping" if plan.absences else "drifting",
-        "major_class": f"{shape} cut-out",
+        "object_class": domains.KIND_CLASSES[kind][0],
+        "motion_class": plan.target.motion,
+        "major_class": f"{kind} cut-out",
         "root_class": "object",
-        "motion_adverb": "abruptly",
+        "motion_adverb": "abruptly" if plan.absences else "freely",
         "resolution": f"({width}, {height})",
     }
     layouts.write_got10k_sequence(seq_dir, layouts.got10k_labels(truths),
                                   meta)
+    catalog[f"{split}/{name}"] = describe_plan(plan)
   layouts.write_list(os.path.join(root, "list.txt"), names,
                      final_newline=True)
 
 
-def _write_lasot_test(root: str, count: int, seed: int, num_frames: int,
-                      height: int, width: int) -> None:
+def _write_lasot_test(root: str, split: str, count: int, seed: int,
+                      num_frames: int, height: int, width: int,
+                      catalog: dict) -> None:
+  domain = domains.TEST if split == "lasot_test" else domains.HELDOUT
   os.makedirs(root, exist_ok=True)
   names, per_category = [], {}
   for i in range(count):
-    plan = scenario.plan_video(_rng(seed, "lasot_test", i), num_frames,
-                               height, width, scenario.TEST_PROFILE)
-    category = assets.SHAPE_CLASSES[plan.target.sprite.shape][0]
+    plan = scenario.plan_video(_rng(seed, split, i), num_frames,
+                               height, width, scenario.TEST_PROFILE, domain)
+    category = domains.KIND_CLASSES[plan.target.sprite.kind][0]
     per_category[category] = per_category.get(category, 0) + 1
     name = f"{category}-{per_category[category]}"
     seq_dir = os.path.join(root, category, name)
     truths = render_video_files(plan, os.path.join(seq_dir, "img"))
     layouts.write_lasot_sequence(
         seq_dir, layouts.lasot_labels(truths),
-        f"the {category} cut-out among look-alikes over a "
-        f"{plan.background_name.replace('_', ' ')} photo")
+        f"the {plan.target.sprite.kind} among look-alikes over "
+        f"{plan.background_name.replace('_', ' ')}")
     names.append(name)
+    catalog[f"{split}/{name}"] = describe_plan(plan)
   layouts.write_list(os.path.join(root, "testing_set.txt"), names,
                      final_newline=False)
 
@@ -141,7 +173,7 @@ def _write_coco_split(root: str, split: str, count: int, seed: int,
                        license=1, coco_url="", flickr_url="",
                        date_captured="2017-01-01 00:00:00"))
     for j in kept:
-      name = assets.SHAPE_CLASSES[plan.layers[j].sprite.shape][1]
+      name = domains.KIND_CLASSES[plan.layers[j].sprite.kind][1]
       ann = layouts.coco_annotation(render.render_visible_mask(plan, 0, j),
                                     len(annotations) + 1,
                                     image_id, cat_ids[name])
@@ -164,6 +196,9 @@ def dataset_paths(out_dir: str) -> dict[str, str]:
       got10k_val=os.path.join(root, "got10k", "val"),
       lasot_test=os.path.join(root, "lasot_test"),
       lasot_testing_set=os.path.join(root, "lasot_test", "testing_set.txt"),
+      lasot_heldout=os.path.join(root, "lasot_heldout"),
+      lasot_heldout_testing_set=os.path.join(root, "lasot_heldout",
+                                             "testing_set.txt"),
       coco=coco,
       coco_train_json=os.path.join(coco, "annotations",
                                    "instances_train2017.json"),
@@ -171,6 +206,7 @@ def dataset_paths(out_dir: str) -> dict[str, str]:
       coco_val_json=os.path.join(coco, "annotations",
                                  "instances_val2017.json"),
       coco_val_images=os.path.join(coco, "val2017"),
+      catalog=os.path.join(root, CATALOG),
       manifest=os.path.join(root, MANIFEST),
   )
 
@@ -184,7 +220,8 @@ def _check_int(name: str, value: object, lo: int, hi: int) -> int:
 
 
 def generate(out_dir: str, *, seed: int = 0, num_train: int = 24,
-             num_val: int = 6, num_test: int = 8, num_frames: int = 60,
+             num_val: int = 6, num_test: int = 8,
+             num_heldout: int | None = None, num_frames: int = 60,
              num_test_frames: int | None = None, height: int = 128,
              width: int = 160, num_coco_images: int = 40,
              num_coco_val_images: int = 8, overwrite: bool = False,
@@ -195,9 +232,12 @@ def generate(out_dir: str, *, seed: int = 0, num_train: int = 24,
     out_dir: the output folder; created if missing.
     seed: the master seed.
     num_train, num_val: GOT-10k-layout train / val videos.
-    num_test: LaSOT-layout test videos (long absences).
+    num_test: LaSOT-layout in-distribution test videos (long absences).
+    num_heldout: LaSOT-layout held-out videos (None: num_test): object
+      kinds, textures and motions no training video uses.
     num_frames: frames per train / val video.
-    num_test_frames: frames per test video (None: 2 * num_frames).
+    num_test_frames: frames per test / held-out video (None:
+      2 * num_frames).
     height, width: video frame size; COCO-style images vary around it.
     num_coco_images, num_coco_val_images: COCO-style train / val images.
     overwrite: replace a previous synthetic dataset made with other args.
@@ -213,11 +253,14 @@ def generate(out_dir: str, *, seed: int = 0, num_train: int = 24,
   """
   if num_test_frames is None:
     num_test_frames = 2 * num_frames
+  if num_heldout is None:
+    num_heldout = num_test
   params = dict(
       seed=_check_int("seed", seed, 0, 2**63 - 1),
       num_train=_check_int("num_train", num_train, 0, 100000),
       num_val=_check_int("num_val", num_val, 0, 100000),
       num_test=_check_int("num_test", num_test, 0, 100000),
+      num_heldout=_check_int("num_heldout", num_heldout, 0, 100000),
       # Events need room: 3 clear frames, exits, absences, occluder passes.
       num_frames=_check_int("num_frames", num_frames, 20, 100000),
       num_test_frames=_check_int("num_test_frames", num_test_frames, 20,
@@ -245,20 +288,24 @@ def generate(out_dir: str, *, seed: int = 0, num_train: int = 24,
           f"{paths['manifest']}: made with {previous}, not {params}; pass "
           "overwrite=True (--overwrite) to regenerate")
     os.remove(paths["manifest"])
-    for key in ("got10k", "lasot_test", "coco"):
+    for key in ("got10k", "lasot_test", "lasot_heldout", "coco"):
       shutil.rmtree(paths[key], ignore_errors=True)
 
   start = time.time()
+  catalog: dict = {}
   steps = (
       ("got10k/train", lambda: _write_got10k_split(
           paths["got10k_train"], "got10k_train", num_train, seed, num_frames,
-          height, width)),
+          height, width, catalog)),
       ("got10k/val", lambda: _write_got10k_split(
           paths["got10k_val"], "got10k_val", num_val, seed, num_frames,
-          height, width)),
+          height, width, catalog)),
       ("lasot_test", lambda: _write_lasot_test(
-          paths["lasot_test"], num_test, seed, num_test_frames, height,
-          width)),
+          paths["lasot_test"], "lasot_test", num_test, seed, num_test_frames,
+          height, width, catalog)),
+      ("lasot_heldout", lambda: _write_lasot_test(
+          paths["lasot_heldout"], "lasot_heldout", num_heldout, seed,
+          num_test_frames, height, width, catalog)),
       ("coco/train2017", lambda: _write_coco_split(
           paths["coco"], "train", num_coco_images, seed, height, width)),
       ("coco/val2017", lambda: _write_coco_split(
@@ -268,6 +315,8 @@ def generate(out_dir: str, *, seed: int = 0, num_train: int = 24,
     step()
     if verbose:
       print(f"[synthetic] {label} done ({time.time() - start:.1f} s)")
+  with open(paths["catalog"], "w", encoding="utf-8") as f:
+    json.dump(catalog, f, indent=1, sort_keys=True)
   with open(paths["manifest"], "w", encoding="utf-8") as f:
     # Relative paths: the folder can move, and equal args give equal bytes.
     relative = {k: os.path.relpath(v, root) for k, v in paths.items()}

@@ -109,6 +109,8 @@ def render_frame(plan: scenario.VideoPlan, t: int, *,
       continue
     x0, y0, w, h = (int(v) for v in layer.rects[t])
     rgb, alpha = _resized(layer, w, h, marker)
+    if layer.gains is not None and not marker:
+      rgb = rgb * layer.gains[t]  # colour / brightness change over time
     full_areas[-1] = int((alpha >= 0.5).sum())
     fx0, fy0 = max(x0, 0), max(y0, 0)
     fx1, fy1 = min(x0 + w, width), min(y0 + h, height)

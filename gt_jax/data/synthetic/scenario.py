@@ -1,21 +1,27 @@
 """Per-video plans: where every object of a synthetic video is, frame by frame.
 
-A plan is pure geometry (no pixels): the background photo and its per-frame
-camera warp, and a stack of sprite layers (bottom first) with one integer
-rectangle per frame. The renderer turns it into frames and measures the
-ground truth from the pixels it draws, so labels cannot drift from content.
+A plan is pure geometry and colour (no pixels): the background and its
+per-frame camera warp, and a stack of sprite layers (bottom first) with one
+integer rectangle and one colour gain per frame. The renderer turns it into
+frames and measures the ground truth from the pixels it draws, so labels
+cannot drift from content. Everything is drawn from one domain
+(domains.py): its object kinds, textures, backgrounds and motion models.
 
 What makes a video hard for trivial baselines yet learnable by a small
 query-guided detector:
-  * the target moves smoothly, then jumps and changes scale abruptly;
-  * look-alike distractors (the target's own cut-out, hue-shifted and
-    slightly rescaled) move around it all the time, also while it is gone;
-  * other cut-outs clutter the scene; boxy occluders pass over the target,
+  * the target follows one of the domain's motion models (smooth drift,
+    jumps, oscillation, zoom; held-out: billiard, dashes) over a moving
+    background, and its colour and brightness drift over time;
+  * look-alike distractors share the target's silhouette (with another
+    texture) or its texture (under another silhouette), never both, and stay
+    around while the target is gone;
+  * other objects clutter the scene; boxy occluders pass over the target,
     some hiding it completely for a while;
   * the target leaves the view through a border and stays out for a stretch,
     then reappears somewhere else.
-The target's own appearance never changes (besides scale), so a tracker that
-compares with the first-frame cut-out can always find it.
+The target's silhouette and texture never change (besides scale and the
+colour gain), so a tracker that compares with the first-frame cut-out can
+always find it.
 """
 
 from __future__ import annotations
@@ -25,6 +31,9 @@ import dataclasses
 import numpy as np
 
 from gt_jax.data.synthetic import assets
+from gt_jax.data.synthetic import domains
+from gt_jax.data.synthetic import motion
+from gt_jax.data.synthetic import textures
 
 ROLES = ("clutter", "distractor", "target", "occluder", "instance")
 
@@ -39,38 +48,37 @@ class Profile:
     num_occlusions: occluder passes per video.
     full_occlusion_prob: chance that a pass hides the target completely.
     num_distractors: look-alikes per video.
-    num_clutter: unrelated cut-outs per video.
-    jump_prob: per-frame chance of an abrupt jump of the target.
-    scale_jump_prob: per-frame chance of an abrupt scale change.
+    num_clutter: unrelated objects per video.
+    colour_change: largest drift of an object's log brightness over a video
+      (per-channel drifts are half of it).
   """
   num_absences: tuple[int, int] = (0, 1)
   absence_frac: tuple[float, float] = (0.05, 0.15)
   num_occlusions: tuple[int, int] = (1, 2)
   full_occlusion_prob: float = 0.5
-  num_distractors: tuple[int, int] = (1, 2)
+  num_distractors: tuple[int, int] = (1, 3)
   num_clutter: tuple[int, int] = (1, 3)
-  jump_prob: float = 0.03
-  scale_jump_prob: float = 0.03
+  colour_change: float = 0.35
 
 
 # Training/validation videos: mostly visible target, short absences.
 TRAIN_PROFILE = Profile()
-# Long-term test videos (LaSOT-style): long out-of-view stretches.
-TEST_PROFILE = Profile(num_absences=(1, 2), absence_frac=(0.12, 0.25),
+# Long-term test videos (LaSOT-style): long out-of-view stretches. The
+# in-distribution and the held-out test sets share it, so that they differ
+# only in their domain.
+TEST_PROFILE = Profile(num_absences=(1, 2), absence_frac=(0.15, 0.3),
                        num_distractors=(1, 3))
-# The target's shorter side never drops below this (GOT-10k sampler filter:
-# both sides >= 10 px, datasets.md §2.2).
-MIN_SIDE = 10
+MIN_SIDE = motion.MIN_SIDE
 # Frames of the slide out through a border before an absence.
 _EXIT_FRAMES = (2, 5)
 # Frames at the start that stay free of events: the first frame is the
 # tracker's initialisation and must show the whole target.
-_CLEAR_START = 3
+_CLEAR_START = motion.CLEAR_START
 
 
 @dataclasses.dataclass
 class Layer:
-  """One sprite and its rectangle in every frame.
+  """One sprite, its rectangle and its colour gain in every frame.
 
   Attributes:
     sprite: the cut-out.
@@ -78,11 +86,15 @@ class Layer:
     rects: int64 (T, 4) x0, y0, w, h of the sprite rectangle, 0-based frame
       pixels (may lie partly or wholly outside the frame).
     present: bool (T,) whether the layer is drawn in frame t.
+    gains: float32 (T, 3) per-channel colour gain in frame t, or None (1).
+    motion: the motion model of the layer ("" for stills / occluders).
   """
   sprite: assets.Sprite
   role: str
   rects: np.ndarray
   present: np.ndarray
+  gains: np.ndarray | None = None
+  motion: str = ""
 
 
 @dataclasses.dataclass
@@ -91,13 +103,15 @@ class VideoPlan:
 
   Attributes:
     height, width: frame size in pixels.
-    background_name: the skimage photo under everything.
-    background: float32 (Hp, Wp, 3) that photo (tinted if gray).
+    background_name: the image or pattern under everything.
+    background: float32 (Hp, Wp, 3) that background (tinted if gray).
     camera: float32 (T, 2, 3) affine maps frame (x, y, 1) -> photo (x, y).
     layers: the sprites, bottom first.
     target_index: index of the target layer in `layers` (-1 for stills).
     absences: (start, end) frame ranges where the target is out of view.
     occlusions: (start, end, full) occluder passes.
+    domain: the domain name the plan was drawn from.
+    camera_motion: the camera model.
   """
   height: int
   width: int
@@ -109,6 +123,8 @@ class VideoPlan:
   absences: list[tuple[int, int]] = dataclasses.field(default_factory=list)
   occlusions: list[tuple[int, int, bool]] = dataclasses.field(
       default_factory=list)
+  domain: str = "train"
+  camera_motion: str = "pan"
 
   @property
   def num_frames(self) -> int:
@@ -119,92 +135,29 @@ class VideoPlan:
     return self.layers[self.target_index]
 
 
-def _smooth_walk(rng: np.random.Generator, n: int, sigma: float,
-                 inertia: float = 0.9) -> np.ndarray:
-  """(n,) positions of a damped random walk on the velocity, starting at 0."""
-  vel = np.zeros(n)
-  v = rng.normal(0.0, sigma * 3)
-  for t in range(n):
-    v = inertia * v + rng.normal(0.0, sigma)
-    vel[t] = v
-  return np.cumsum(vel)
-
-
-def plan_camera(rng: np.random.Generator, photo: np.ndarray, num_frames: int,
-                height: int, width: int) -> np.ndarray:
-  """Per-frame affine (frame -> photo) of a slowly scrolling, zooming crop.
-
-  Returns:
-    float32 (T, 2, 3) maps for cv2.warpAffine(..., WARP_INVERSE_MAP).
-  """
-  ph, pw = photo.shape[:2]
-  # The crop spans 30-80% of the photo's width (never more than fits).
-  max_crop_w = min(pw, ph * width / height) * 0.95
-  crop_w = min(max_crop_w, rng.uniform(0.3, 0.8) * pw)
-  zoom = crop_w / width * np.exp(
-      0.08 * np.sin(np.linspace(0, rng.uniform(1, 4), num_frames) +
-                    rng.uniform(0, 6.3)))
-  zoom = np.minimum(zoom, max_crop_w / width)  # photo pixels per frame pixel
-  cam = np.zeros((num_frames, 2, 3), np.float32)
-  pos = []
-  for axis_len, frame_len in ((pw, width), (ph, height)):
-    walk = _smooth_walk(rng, num_frames, 0.004 * axis_len)
-    free = axis_len - frame_len * zoom  # room left for the crop origin
-    start = rng.uniform(0, 1) * free[0]
-    # Fold the walk into [0, free] (a mirror bounce at the photo edges).
-    p = np.abs(start + walk)
-    p = np.where(p // free % 2 == 0, p % free, free - p % free)
-    pos.append(p)
-  cam[:, 0, 0] = zoom
-  cam[:, 1, 1] = zoom
-  cam[:, 0, 2] = pos[0]
-  cam[:, 1, 2] = pos[1]
-  return cam
+def colour_gains(rng: np.random.Generator, num_frames: int,
+                 amount: float) -> np.ndarray:
+  """float32 (T, 3) per-channel gains: brightness and hue drifting slowly,
+  sometimes with one abrupt step (a light switched); 1 in frame 0."""
+  def drift(a: float) -> np.ndarray:
+    w = motion.smooth_walk(rng, num_frames, 1.0)
+    w = w - w[0]
+    return w / max(float(np.abs(w).max()), 1e-6) * rng.uniform(0.3, 1) * a
+  log_b = drift(amount)
+  if num_frames > _CLEAR_START + 1 and rng.random() < 0.3:
+    t = int(rng.integers(_CLEAR_START, num_frames))
+    log_b[t:] += rng.choice([-1, 1]) * rng.uniform(0.15, 0.3)
+  log_b = np.clip(log_b, -1.5 * amount, 1.5 * amount)
+  log_c = np.stack([drift(amount / 2) for _ in range(3)], -1)
+  return np.exp(log_b[:, None] + log_c).astype(np.float32)
 
 
 def _base_size(rng: np.random.Generator, sprite: assets.Sprite, height: int,
                width: int, lo: float = 0.14, hi: float = 0.24) -> np.ndarray:
   """(w, h) at scale 1: shorter side a fraction lo..hi of the frame's."""
-  short = max(MIN_SIDE / 0.65, rng.uniform(lo, hi) * min(height, width))
+  short = max(MIN_SIDE / 0.6, rng.uniform(lo, hi) * min(height, width))
   a = sprite.aspect
   return np.array([short * max(a, 1), short / min(a, 1)])
-
-
-def _motion(rng: np.random.Generator, num_frames: int, height: int, width: int,
-            base_wh: np.ndarray, jump_prob: float, scale_jump_prob: float,
-            still: bool = False) -> np.ndarray:
-  """Free motion of one object: float (T, 4) centre x, y and size w, h."""
-  log_s = np.zeros(num_frames)
-  s = 0.0
-  for t in range(1, num_frames):
-    s = 0.95 * s + rng.normal(0, 0.03)  # mean-reverting zoom in/out
-    if t >= _CLEAR_START and rng.random() < scale_jump_prob:
-      s += rng.choice([-1, 1]) * rng.uniform(np.log(1.25), np.log(1.6))
-    s = float(np.clip(s, np.log(0.65), np.log(1.5)))
-    log_s[t] = s
-  wh = base_wh[None] * np.exp(log_s)[:, None]
-  wh = np.maximum(wh, MIN_SIDE)
-  lo = 0.5 * wh[0]
-  hi = np.array([width, height]) - 0.5 * wh[0]
-  c = rng.uniform(lo, np.maximum(lo, hi))
-  v = rng.normal(0, 0.012 * width, 2) * (0 if still else 1)
-  centres = np.zeros((num_frames, 2))
-  for t in range(num_frames):
-    if not still:
-      v = 0.9 * v + rng.normal(0, 0.006 * width, 2)
-      v = np.clip(v, -0.05 * width, 0.05 * width)
-      if t >= _CLEAR_START and rng.random() < jump_prob:
-        c = rng.uniform(0, 1, 2) * np.array([width, height])
-      c = c + v
-      # Bounce so that at most ~20% of the object leaves the frame; the
-      # first frames keep it whole (the first one initialises trackers).
-      keep = 0.5 * wh[t] + 1 if t < _CLEAR_START else 0.3 * wh[t]
-      lo = keep
-      hi = np.array([width, height]) - keep
-      v = np.where((c < lo) | (c > hi), -v, v)
-      c = np.clip(c, lo, np.maximum(lo, hi))
-    centres[t] = c
-  return np.concatenate([centres, wh], axis=1)
 
 
 def _rects(cxcywh: np.ndarray) -> np.ndarray:
@@ -257,13 +210,12 @@ def _exit_path(cxcywh: np.ndarray, start: int, end: int, width: int,
     cxcywh[start + i, 2:] = (w, h)
 
 
-def _occluder(rng: np.random.Generator, target_cxcywh: np.ndarray,
-              start: int, end: int, full: bool,
+def _occluder(rng: np.random.Generator, domain: domains.Domain,
+              target_cxcywh: np.ndarray, start: int, end: int, full: bool,
               num_frames: int) -> Layer:
   """A boxy cut-out passing over the target during [start, end)."""
   n = end - start
-  sprite = assets.make_sprite(rng, "occluder",
-                              aspect=float(rng.uniform(0.6, 1.6)))
+  sprite = assets.occluder_sprite(rng, domain, float(rng.uniform(0.6, 1.6)))
   # A full occluder exceeds the target by >= 30% + 4 px on each axis, so the
   # soft edge never lets a target pixel through while it is centred.
   factor = rng.uniform(1.3, 1.6, 2) if full else rng.uniform(0.5, 0.9, 2)
@@ -294,8 +246,19 @@ def _int_range(rng: np.random.Generator, lo_hi: tuple[int, int]) -> int:
   return int(rng.integers(lo_hi[0], lo_hi[1] + 1))
 
 
+def _background(rng: np.random.Generator, domain: domains.Domain,
+                num_frames: int, height: int, width: int
+                ) -> tuple[str, np.ndarray, str, np.ndarray]:
+  name, photo = textures.background(rng, domain.backgrounds)
+  cam_model = str(rng.choice(domain.cameras))
+  camera = motion.camera_motion(rng, cam_model, photo, num_frames, height,
+                                width)
+  return name, photo, cam_model, camera
+
+
 def plan_video(rng: np.random.Generator, num_frames: int, height: int,
-               width: int, profile: Profile = TRAIN_PROFILE) -> VideoPlan:
+               width: int, profile: Profile = TRAIN_PROFILE,
+               domain: domains.Domain = domains.TRAIN) -> VideoPlan:
   """Draws a random video plan.
 
   Args:
@@ -303,18 +266,18 @@ def plan_video(rng: np.random.Generator, num_frames: int, height: int,
     num_frames: T.
     height, width: frame size.
     profile: event statistics.
+    domain: where kinds, textures, backgrounds and motions come from.
 
   Returns:
     The plan; layers are clutter, distractors, target, occluders (bottom
     first).
   """
-  bg_name, photo = assets.photo_for_background(rng)
-  camera = plan_camera(rng, photo, num_frames, height, width)
-
-  target_sprite = assets.make_sprite(rng)
+  bg_name, photo, cam_model, camera = _background(rng, domain, num_frames,
+                                                  height, width)
+  target_sprite = assets.make_sprite(rng, domain)
   base = _base_size(rng, target_sprite, height, width)
-  motion = _motion(rng, num_frames, height, width, base, profile.jump_prob,
-                   profile.scale_jump_prob)
+  model = str(rng.choice(domain.motions))
+  track = motion.object_motion(rng, model, num_frames, height, width, base)
   present = np.ones(num_frames, bool)
 
   # Events: absences (exit slide + out of view) and occluder passes.
@@ -338,62 +301,79 @@ def plan_video(rng: np.random.Generator, num_frames: int, height: int,
   absences, occlusions, occluders = [], [], []
   if spans:
     for (s, e), n_exit in zip(spans[:n_abs], exit_len):
-      _exit_path(motion, s, s + n_exit, width, height)
+      _exit_path(track, s, s + n_exit, width, height)
       present[s + n_exit:e] = False
       absences.append((s + n_exit, e))
     for s, e in spans[n_abs:]:
       full = bool(rng.random() < profile.full_occlusion_prob)
-      occluders.append(_occluder(rng, motion, s, e, full, num_frames))
+      occluders.append(_occluder(rng, domain, track, s, e, full,
+                                 num_frames))
       occlusions.append((s, e, full))
-  target = Layer(target_sprite, "target", _rects(motion), present)
+  target = Layer(target_sprite, "target", _rects(track), present,
+                 colour_gains(rng, num_frames, profile.colour_change), model)
 
   distractors = []
   for _ in range(_int_range(rng, profile.num_distractors)):
-    look_alike = assets.recolor(
-        target_sprite,
-        hue_shift_deg=rng.choice([-1, 1]) * rng.uniform(30, 90),
-        value_gain=rng.uniform(0.8, 1.2))
-    d_base = base * rng.uniform(0.85, 1.15)
-    d_motion = _motion(rng, num_frames, height, width, d_base,
-                       profile.jump_prob, profile.scale_jump_prob)
-    distractors.append(Layer(look_alike, "distractor", _rects(d_motion),
-                             np.ones(num_frames, bool)))
+    if rng.random() < 0.5:
+      look_alike = assets.shape_alike(rng, target_sprite, domain)
+    else:
+      look_alike = assets.texture_alike(rng, target_sprite, domain)
+    # The target's size (short side), at the look-alike's own aspect.
+    short = float(base.min()) * rng.uniform(0.85, 1.15)
+    a = look_alike.aspect
+    d_base = np.array([short * max(a, 1), short / min(a, 1)])
+    d_model = str(rng.choice(domain.motions))
+    d_track = motion.object_motion(rng, d_model, num_frames, height, width,
+                                   d_base)
+    distractors.append(Layer(
+        look_alike, "distractor", _rects(d_track),
+        np.ones(num_frames, bool),
+        colour_gains(rng, num_frames, profile.colour_change), d_model))
   clutter = []
   for _ in range(_int_range(rng, profile.num_clutter)):
-    sprite = assets.make_sprite(rng)
+    sprite = assets.make_sprite(rng, domain)
     c_base = _base_size(rng, sprite, height, width, 0.12, 0.3)
-    c_motion = _motion(rng, num_frames, height, width, c_base,
-                       profile.jump_prob, 0.0, still=rng.random() < 0.3)
-    clutter.append(Layer(sprite, "clutter", _rects(c_motion),
-                         np.ones(num_frames, bool)))
+    c_model = str(rng.choice(domain.motions))
+    c_track = motion.object_motion(rng, c_model, num_frames, height, width,
+                                   c_base, still=rng.random() < 0.3)
+    clutter.append(Layer(sprite, "clutter", _rects(c_track),
+                         np.ones(num_frames, bool),
+                         colour_gains(rng, num_frames, profile.colour_change),
+                         c_model))
 
   layers = clutter + distractors + [target] + occluders
   return VideoPlan(height=height, width=width, background_name=bg_name,
                    background=photo, camera=camera, layers=layers,
                    target_index=len(clutter) + len(distractors),
-                   absences=absences, occlusions=occlusions)
+                   absences=absences, occlusions=occlusions,
+                   domain=domain.name, camera_motion=cam_model)
 
 
 def plan_still(rng: np.random.Generator, height: int, width: int,
-               num_instances: tuple[int, int] = (2, 6)) -> VideoPlan:
-  """A one-frame plan of several cut-outs (COCO-style image).
+               num_instances: tuple[int, int] = (2, 6),
+               domain: domains.Domain = domains.TRAIN) -> VideoPlan:
+  """A one-frame plan of several objects (COCO-style image).
 
-  A third of the images repeat one cut-out as a recoloured look-alike, so
-  that instance-level discrimination is also learned from stills.
+  A third of the objects repeat the previous one as a look-alike (same
+  silhouette or same texture), so that instance-level discrimination is
+  also learned from stills.
   """
-  bg_name, photo = assets.photo_for_background(rng)
-  camera = plan_camera(rng, photo, 1, height, width)
+  bg_name, photo, cam_model, camera = _background(rng, domain, 1, height,
+                                                  width)
   layers = []
   for _ in range(_int_range(rng, num_instances)):
     if layers and rng.random() < 0.33:
-      sprite = assets.recolor(layers[-1].sprite, rng.uniform(30, 90),
-                              rng.uniform(0.8, 1.2))
+      alike = (assets.shape_alike if rng.random() < 0.5
+               else assets.texture_alike)
+      sprite = alike(rng, layers[-1].sprite, domain)
     else:
-      sprite = assets.make_sprite(rng)
+      sprite = assets.make_sprite(rng, domain)
     base = _base_size(rng, sprite, height, width, 0.14, 0.35)
     wh = np.maximum(base * rng.uniform(0.7, 1.3), MIN_SIDE)
     centre = rng.uniform(0.4 * wh, np.array([width, height]) - 0.4 * wh)
     rect = _rects(np.concatenate([centre, wh])[None])
-    layers.append(Layer(sprite, "instance", rect, np.ones(1, bool)))
+    gain = colour_gains(rng, 2, 0.3)[1:]  # one random colour / brightness
+    layers.append(Layer(sprite, "instance", rect, np.ones(1, bool), gain))
   return VideoPlan(height=height, width=width, background_name=bg_name,
-                   background=photo, camera=camera, layers=layers)
+                   background=photo, camera=camera, layers=layers,
+                   domain=domain.name, camera_motion=cam_model)
