@@ -45,6 +45,8 @@ def _main(argv: list[str]) -> int:
                       help="print the resolved schedule and exit")
   sharding.add_distributed_args(parser)
   args = parser.parse_args(rest)
+  sharding.check_launch_args(args.coordinator_address, args.num_processes,
+                             args.process_id)
   cfg = config_lib.load_config(args.config, overrides)
   plan = schedule_lib.resolve_schedule(cfg)
   if args.dry_run:

@@ -117,7 +117,8 @@ def _train_config() -> ml_collections.ConfigDict:
   t.query_remat = False
   # Speed, not numbers: each step cuts the padded instance slots to the
   # smallest of 1, 2, 4, 8 holding every valid instance of the batch
-  # (gt_jax/training/buckets.py); one compile per bucket.
+  # (gt_jax/training/buckets.py); one compile per bucket. Single-process
+  # runs only (docs/performance.md).
   t.trim_padded_instances = True
   return t
 

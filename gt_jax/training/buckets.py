@@ -9,6 +9,7 @@ compiles at most log2(max_instances) + 1 times and pays only for the
 queries it has. The numbers do not change: padded slots never enter the
 loss (masked mean) and the per-slot PRNG keys do not depend on the number of
 slots (`jax.random.split(key, n)[i]` is the same for every n > i).
+The training loop applies it in single-process runs (docs/performance.md).
 """
 
 from __future__ import annotations

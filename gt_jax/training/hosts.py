@@ -60,11 +60,6 @@ def any_process(flag: bool, timeout_s: int = 1800) -> bool:
   return any(_gather_ints(int(bool(flag)), timeout_s))
 
 
-def max_over_processes(value: int, timeout_s: int = 1800) -> int:
-  """The largest `value` over all processes, on every process (collective)."""
-  return max(_gather_ints(int(value), timeout_s))
-
-
 def all_processes(flag: bool) -> bool:
   """True on every process when `flag` is True on all of them (collective)."""
   return not any_process(not flag)

@@ -463,7 +463,10 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
       finally:
         bad.close()
 
-  trim = cfg.train.get("trim_padded_instances", True)
+  # Multi-process runs keep every slot: agreeing on a bucket needs a vote per
+  # step, and a 2-process test of that path hung in a device collective
+  # (docs/performance.md); single-process runs cut padded slots.
+  trim = cfg.train.get("trim_padded_instances", True) and not multi
   per_bucket = {}
   with _stop_on_signals() as flag:
     try:
@@ -471,10 +474,8 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
         host_batch = next(data_it)
         m = None
         if trim:
-          need = buckets.needed_slots(host_batch)
-          if multi:
-            need = hosts.max_over_processes(need)
-          m = buckets.bucket(need, cfg.data.max_instances)
+          m = buckets.bucket(buckets.needed_slots(host_batch),
+                             cfg.data.max_instances)
           host_batch = buckets.trim(host_batch, m)
         batch = _device_batch(host_batch, mesh)
         if multi:

@@ -116,18 +116,7 @@ def maybe_initialize_distributed(coordinator_address: str | None = None,
   Raises:
     ValueError: only some of the three arguments given, or bad values.
   """
-  given = [coordinator_address is not None, num_processes is not None,
-           process_id is not None]
-  if any(given) and not all(given):
-    raise ValueError("--coordinator_address, --num_processes and "
-                     "--process_id go together (all three or none)")
-  if all(given):
-    if ":" not in coordinator_address:
-      raise ValueError(f"--coordinator_address={coordinator_address!r} is not"
-                       " HOST:PORT")
-    if num_processes < 1 or not 0 <= process_id < num_processes:
-      raise ValueError(f"--process_id={process_id} must be in [0, "
-                       f"--num_processes={num_processes})")
+  if check_launch_args(coordinator_address, num_processes, process_id):
     if num_processes == 1:
       return False
     jax.config.update("jax_cpu_collectives_implementation", "gloo")
@@ -151,6 +140,30 @@ def add_distributed_args(parser: Any) -> None:
                  help="address of process 0's coordinator service")
   g.add_argument("--num_processes", type=int, default=None)
   g.add_argument("--process_id", type=int, default=None)
+
+
+def check_launch_args(coordinator_address: str | None,
+                      num_processes: int | None,
+                      process_id: int | None) -> bool:
+  """Validates the three launch flags; True when all three are given.
+
+  Raises:
+    ValueError: only some of them given, or bad values.
+  """
+  given = [coordinator_address is not None, num_processes is not None,
+           process_id is not None]
+  if any(given) and not all(given):
+    raise ValueError("--coordinator_address, --num_processes and "
+                     "--process_id go together (all three or none)")
+  if not all(given):
+    return False
+  if ":" not in coordinator_address:
+    raise ValueError(f"--coordinator_address={coordinator_address!r} is not"
+                     " HOST:PORT")
+  if num_processes < 1 or not 0 <= process_id < num_processes:
+    raise ValueError(f"--process_id={process_id} must be in [0, "
+                     f"--num_processes={num_processes})")
+  return True
 
 
 def initialize_from_args(args: Any) -> bool:
