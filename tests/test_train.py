@@ -424,12 +424,14 @@ def test_overfits_one_pair():
   from gt_jax.boxes import jnp_boxes as boxes  # pylint: disable=g-import-not-at-top
   from gt_jax.model.qg_rcnn import QGRCNN  # pylint: disable=g-import-not-at-top
   from gt_jax.tracking import search as inference  # pylint: disable=g-import-not-at-top
-  # lr 0.02 * 4 / 8 = 0.01, x0.1 at steps 304 and 352 (16 steps / epoch;
+  # lr 0.01 * 4 / 8 = 0.005, x0.1 at steps 304 and 352 (16 steps / epoch;
   # the run goes on past the derived 192 steps: the step is called directly).
-  # (At twice that lr one machine's run spiked near step 150 and collapsed
-  # to a constant RCNN classifier, loss 1.40 -> 0.19; at this lr the same
-  # machine reaches 0.043: margin against kernel-level float differences.)
-  cfg = tiny_cfg(**{"optim.base_lr": 0.02, "optim.decay_epochs": (19, 22),
+  # (Training from scratch at this size is chaotic in the lr: at 0.04 one
+  # machine's run collapsed to a constant RCNN classifier, loss 1.40 ->
+  # 0.19; at 0.02 it passed until the matmul convolution gradients of
+  # gt_jax/ops/conv.py moved the float rounding, then ended at 0.27 (the
+  # gradients agree to 1e-5, tests/test_train_equivalence.py). 0.01 passes.)
+  cfg = tiny_cfg(**{"optim.base_lr": 0.01, "optim.decay_epochs": (19, 22),
                     "total_steps": None})  # derived: 12 epochs = 192 steps
   mesh = sharding.make_mesh(1)
   model, init_fn, step_fn = train_loop.compiled_fns(cfg, mesh)
