@@ -46,6 +46,18 @@ def _pads(padding: Any, in_hw: Sequence[int], k_hw: Sequence[int],
   return pads if len(pads) == 2 else None
 
 
+def _pointwise(k_hw: Sequence[int], pads) -> bool:
+  """An unpadded 1x1 kernel: a (strided) slice and a matmul."""
+  return tuple(k_hw) == (1, 1) and all(tuple(p) == (0, 0) for p in pads)
+
+
+def _subsample(x: jax.Array, strides: Sequence[int]) -> jax.Array:
+  """Every `strides`-th row and column of an NHWC array."""
+  if tuple(strides) == (1, 1):
+    return x
+  return lax.slice(x, (0, 0, 0, 0), x.shape, (1, *strides, 1))
+
+
 def _lax_conv(x, w, strides, pads):
   return lax.conv_general_dilated(x, w, strides, pads,
                                   dimension_numbers=_NHWC)
@@ -65,10 +77,9 @@ def filter_grad(x: jax.Array, g: jax.Array, k_hw: tuple[int, int],
     `(kh, kw, Ci, Co)`.
   """
   (sy, sx), (ho, wo) = strides, g.shape[1:3]
-  if tuple(k_hw) == (1, 1) and all(p == (0, 0) for p in pads):
-    if (sy, sx) != (1, 1):
-      x = lax.slice(x, (0, 0, 0, 0), x.shape, (1, sy, sx, 1))
-    dw = jnp.einsum("nhwi,nhwo->io", x, g, preferred_element_type=jnp.float32)
+  if _pointwise(k_hw, pads):
+    dw = jnp.einsum("nhwi,nhwo->io", _subsample(x, strides), g,
+                    preferred_element_type=jnp.float32)
     return dw[None, None].astype(x.dtype)
   xp = jnp.pad(x, ((0, 0), pads[0], pads[1], (0, 0)))
   extent = (xp.shape[0], sy * (ho - 1) + 1, sx * (wo - 1) + 1, xp.shape[3])
@@ -76,9 +87,8 @@ def filter_grad(x: jax.Array, g: jax.Array, k_hw: tuple[int, int],
                      jnp.int32)
 
   def one_tap(ij):
-    window = lax.dynamic_slice(xp, (0, ij[0], ij[1], 0), extent)
-    if (sy, sx) != (1, 1):
-      window = lax.slice(window, (0, 0, 0, 0), window.shape, (1, sy, sx, 1))
+    window = _subsample(lax.dynamic_slice(xp, (0, ij[0], ij[1], 0), extent),
+                        strides)
     return jnp.einsum("nhwi,nhwo->io", window, g,
                       preferred_element_type=jnp.float32)
 
@@ -88,11 +98,8 @@ def filter_grad(x: jax.Array, g: jax.Array, k_hw: tuple[int, int],
 
 def _forward(x, w, strides, pads):
   """The convolution: a slice + matmul for unpadded 1x1 kernels, else lax."""
-  if w.shape[:2] == (1, 1) and all(p == (0, 0) for p in pads):
-    sy, sx = strides
-    if (sy, sx) != (1, 1):
-      x = lax.slice(x, (0, 0, 0, 0), x.shape, (1, sy, sx, 1))
-    return jnp.einsum("nhwi,io->nhwo", x, w[0, 0])
+  if _pointwise(w.shape[:2], pads):
+    return jnp.einsum("nhwi,io->nhwo", _subsample(x, strides), w[0, 0])
   return _lax_conv(x, w, strides, pads)
 
 

@@ -467,23 +467,18 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
   # step, and a 2-process test of that path hung in a device collective
   # (docs/performance.md); single-process runs cut padded slots.
   trim = cfg.train.get("trim_padded_instances", True) and not multi
-  per_bucket = {}
   with _stop_on_signals() as flag:
     try:
       while step < total:
         host_batch = next(data_it)
-        m = None
-        if trim:
-          m = buckets.bucket(buckets.needed_slots(host_batch),
-                             cfg.data.max_instances)
-          host_batch = buckets.trim(host_batch, m)
+        if trim:  # jit compiles once per bucket
+          host_batch = buckets.trim(host_batch, buckets.bucket(
+              buckets.needed_slots(host_batch), cfg.data.max_instances))
         batch = _device_batch(host_batch, mesh)
-        if multi:
-          if m not in per_bucket:
-            # Compile ahead, then start the first step together.
-            per_bucket[m] = step_fn.lower(state, batch, rng).compile()
-            hosts.barrier("step-compiled")
-          run_step = per_bucket[m]
+        if multi and run_step is step_fn:
+          # Compile ahead, then start the first step together.
+          run_step = step_fn.lower(state, batch, rng).compile()
+          hosts.barrier("step-compiled")
         with jax.transfer_guard("disallow"):
           state, metrics = run_step(state, batch, rng)
         step += 1
