@@ -63,7 +63,8 @@ SIZES = {"official": ("", (800, 1344), (800, 1333)),
 
 
 def _cost(compiled: Any) -> tuple[float, float | None]:
-  """(flops, XLA memory estimate in bytes) of a compiled function."""
+  """(flops, XLA memory estimate in bytes) of a compiled function; donated
+  arguments aliased to outputs are counted once."""
   ca = compiled.cost_analysis()
   if isinstance(ca, (list, tuple)):
     ca = ca[0] if ca else {}
@@ -72,7 +73,7 @@ def _cost(compiled: Any) -> tuple[float, float | None]:
   try:
     ma = compiled.memory_analysis()
     mem = float(ma.argument_size_in_bytes + ma.output_size_in_bytes +
-                ma.temp_size_in_bytes)
+                ma.temp_size_in_bytes - ma.alias_size_in_bytes)
   except Exception:  # pylint: disable=broad-except
     pass  # not every backend implements it
   return flops, mem
@@ -170,9 +171,10 @@ def bench_train(size: str, m: int, pairs: int, dtype: str,
   optimizer = train_lib.optimizer_from_config(cfg, variables["params"])
   mask = train_lib.trainable_mask(variables["params"],
                                   cfg.optim.frozen_stages)
-  step = jax.jit(train_lib.make_train_step(
+  step_fn = train_lib.make_train_step(
       model, train_lib.loss_config_from(cfg), optimizer, mask,
-      train_lib.schedule_from_config(cfg)), donate_argnums=(0,))
+      train_lib.schedule_from_config(cfg))
+  step = jax.jit(step_fn, donate_argnums=(0,))
   rng = np.random.RandomState(0)
   h, w = canvas
   xy = rng.uniform(0, 0.5, (pairs, m, 2)) * [w, h]
@@ -195,9 +197,24 @@ def bench_train(size: str, m: int, pairs: int, dtype: str,
     return metrics
 
   s = median_time(one, runs)
-  flops, mem = _cost(compiled)
+  _, mem = _cost(compiled)
+  flops = _model_flops(step_fn, holder[0], batch, key)
   return _row("train", size, f"M={m}" + (" remat" if remat else ""), c, s,
               pairs, flops, mem, dtype)
+
+
+def _model_flops(step_fn: Any, *args) -> float:
+  """FLOPs of the train step's math: XLA's cost analysis of the step lowered
+  with lax's plain convolutions and not compiled. The compiled step's own
+  count undercounts: the matmul filter gradients of ops/conv.py loop over
+  kernel taps (`lax.map`) and XLA counts a loop body once (1683 instead of
+  2105 GFLOP at the official size, M = 1). Recomputed blocks (remat) are
+  not counted: the rate is of the model's math, not of the work done."""
+  with plain_convs():
+    ca = jax.jit(step_fn).lower(*args).cost_analysis()
+  if isinstance(ca, (list, tuple)):
+    ca = ca[0] if ca else {}
+  return float((ca or {}).get("flops", float("nan")))
 
 
 def table(rows: list[dict], peak: float) -> str:
@@ -217,29 +234,36 @@ def table(rows: list[dict], peak: float) -> str:
 
 
 def peer_table(rows: list[dict], peer: dict) -> str:
-  """Our official-size rows next to torchvision's, with time ratios."""
+  """Our official-size rows next to torchvision's: times, GFLOP (when the
+  peer counted them) and the time and FLOP-rate ratios."""
   lines = [f"PyTorch peer: torch {peer['torch']}, torchvision "
            f"{peer['torchvision']}, {peer['threads']} threads, "
            f"{peer['height']}x{peer['width']}, random init\n",
-           "| what | ours ms | torchvision Faster R-CNN ms | ours / peer |",
-           "|---|---|---|---|"]
+           "| what | ours ms | peer ms | ours / peer (time) | ours GFLOP | "
+           "peer GFLOP | ours / peer (GFLOP/s) |", "|---|---|---|---|---|---|---|"]
   for r in rows:
     if r["size"] != "official":
       continue
+    m = str(r["batch"])[2:].split()[0]
     if r["kind"] == "track":
-      theirs = peer["eval_s"] * 1e3
-      ours = r["step_ms"] / int(str(r["batch"]).split("=")[1])
+      n = int(str(r["batch"]).split("=")[1])
+      theirs, ours = peer["eval_s"] * 1e3, r["step_ms"] / n
+      ours_g, theirs_g = r["gflop"] / n, peer.get("eval_gflop")
       what = f"tracking frame ({r['batch']}, per frame) vs eval frame"
-    elif (r["kind"] == "train" and
-          r["batch"][2:].split()[0] in peer["train_s"]):
-      theirs = peer["train_s"][r["batch"][2:].split()[0]] * 1e3
-      ours = r["step_ms"]
-      what = (f"train step {r['batch']} vs train step "
-              f"({r['batch'][2:].split()[0]} boxes)")
+    elif r["kind"] == "train" and m in peer["train_s"]:
+      theirs, ours = peer["train_s"][m] * 1e3, r["step_ms"]
+      ours_g = r["gflop"]
+      theirs_g = peer.get("train_gflop", {}).get(m)
+      what = f"train step {r['batch']} vs train step ({m} boxes)"
     else:
       continue
+    if theirs_g:
+      rate = (ours_g / ours) / (theirs_g / theirs)
+      extra = f"{ours_g:.0f} | {theirs_g:.0f} | {rate:.2f} |"
+    else:
+      extra = f"{ours_g:.0f} | - | - |"
     lines.append(f"| {what} | {ours:.0f} | {theirs:.0f} | "
-                 f"{ours / theirs:.2f} |")
+                 f"{ours / theirs:.2f} | {extra}")
   return "\n".join(lines)
 
 

@@ -64,9 +64,19 @@ def peer_times(height: int, width: int, instances: list[int],
   out = {"torch": torch.__version__, "torchvision": torchvision.__version__,
          "threads": torch.get_num_threads(), "height": height,
          "width": width}
+  from torch.utils.flop_counter import FlopCounterMode  # pylint: disable=g-import-not-at-top
+
+  def gflop(fn) -> float:
+    """Matmul + convolution GFLOP of one call (torch's flop counter: the
+    ops XLA's cost analysis also counts, elementwise work aside)."""
+    with FlopCounterMode(display=False) as counter:
+      fn()
+    return counter.get_total_flops() / 1e9
+
   model.eval()
   with torch.no_grad():
     out["eval_s"] = _median(lambda: model([image]), runs)
+    out["eval_gflop"] = gflop(lambda: model([image]))
   model.train()
   params = [p for p in model.parameters() if p.requires_grad]
   opt = torch.optim.SGD(params, lr=1e-4, momentum=0.9, weight_decay=1e-4)
@@ -86,6 +96,7 @@ def peer_times(height: int, width: int, instances: list[int],
       opt.step()
 
     out["train_s"][str(m)] = _median(step, runs)
+    out.setdefault("train_gflop", {})[str(m)] = gflop(step)
   return out
 
 
