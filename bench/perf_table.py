@@ -208,7 +208,7 @@ def _model_flops(step_fn: Any, *args) -> float:
   with lax's plain convolutions and not compiled. The compiled step's own
   count undercounts: the matmul filter gradients of ops/conv.py loop over
   kernel taps (`lax.map`) and XLA counts a loop body once (1683 instead of
-  2105 GFLOP at the official size, M = 1). Recomputed blocks (remat) are
+  2083 GFLOP at the official size, M = 1). Recomputed blocks (remat) are
   not counted: the rate is of the model's math, not of the work done."""
   with plain_convs():
     ca = jax.jit(step_fn).lower(*args).cost_analysis()
