@@ -10,7 +10,7 @@ Variants (select with `configs/globaltrack_r50_fpn.py:<variant>`):
                    synthetic dataset; used by tests.
   demo             the CPU demo of `python -m gt_jax.demo` (ResNet-18-FPN,
                    160x128, trained from scratch on the synthetic data in
-                   ~15-20 min on 2 cores; measured results in README.md).
+                   ~21 min on 2 idle cores; measured results in README.md).
   demo_single_query / demo_unmodulated
                    its ablations (paper Tables 3 and 1):
                    `python -m gt_jax.ablations --workdir runs/ablations`.
@@ -288,7 +288,7 @@ def _make_demo(c: ml_collections.ConfigDict, variant: str = "demo") -> None:
   c.data.canvas_landscape = (128, 160)
   c.data.canvas_portrait = (160, 128)
   c.global_batch_size = 4
-  # ~13 min of training on 2 idle CPU cores (0.1-0.3 s/step measured).
+  # ~21 min of training on 2 idle CPU cores (4.6 steps/s, 2026-12-03).
   c.total_steps = 5000
   c.data.epoch_size = c.total_steps * c.global_batch_size // c.optim.epochs
   c.log_every = 20
