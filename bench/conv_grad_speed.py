@@ -22,6 +22,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
+from perf_table import matmul_peak  # pylint: disable=g-import-not-at-top,wrong-import-position
 from timing import median_time  # pylint: disable=g-import-not-at-top,wrong-import-position
 
 import jax  # pylint: disable=g-import-not-at-top
@@ -63,11 +64,8 @@ def main(argv=None) -> int:
   p.add_argument("--runs", type=int, default=3)
   p.add_argument("--layers", default=",".join(LAYERS))
   args = p.parse_args(argv)
-  n = 2048
-  sq = jax.random.normal(jax.random.PRNGKey(2), (n, n))
-  mm = jax.jit(lambda a: a @ a)
-  peak = 2 * n**3 / 1e9 / median_time(lambda: mm(sq), args.runs)
-  print(f"square {n} matmul: {peak:.1f} GFLOP/s ({jax.devices()[0]})\n")
+  peak = matmul_peak(jnp.float32, 2048, args.runs)["gflops_per_s"]
+  print(f"square 2048 matmul: {peak:.1f} GFLOP/s ({jax.devices()[0]})\n")
   print("| layer | H x W, Ci -> Co | part | ms | GFLOP/s | x forward |")
   print("|---|---|---|---|---|---|")
   for name in filter(None, args.layers.split(",")):

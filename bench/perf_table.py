@@ -65,10 +65,7 @@ SIZES = {"official": ("", (800, 1344), (800, 1333)),
 def _cost(compiled: Any) -> tuple[float, float | None]:
   """(flops, XLA memory estimate in bytes) of a compiled function; donated
   arguments aliased to outputs are counted once."""
-  ca = compiled.cost_analysis()
-  if isinstance(ca, (list, tuple)):
-    ca = ca[0] if ca else {}
-  flops = float((ca or {}).get("flops", float("nan")))
+  flops = _flops(compiled.cost_analysis())
   mem = None
   try:
     ma = compiled.memory_analysis()
@@ -211,7 +208,12 @@ def _model_flops(step_fn: Any, *args) -> float:
   2083 GFLOP at the official size, M = 1). Recomputed blocks (remat) are
   not counted: the rate is of the model's math, not of the work done."""
   with plain_convs():
-    ca = jax.jit(step_fn).lower(*args).cost_analysis()
+    return _flops(jax.jit(step_fn).lower(*args).cost_analysis())
+
+
+def _flops(cost_analysis: Any) -> float:
+  """The "flops" entry of a (compiled or lowered) cost analysis, or NaN."""
+  ca = cost_analysis
   if isinstance(ca, (list, tuple)):
     ca = ca[0] if ca else {}
   return float((ca or {}).get("flops", float("nan")))
