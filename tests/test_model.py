@@ -167,6 +167,34 @@ def test_backbone_output_shapes_bottleneck():
                                     (1, 4, 6, 64), (1, 2, 3, 128)]
 
 
+def test_remat_backbone_recomputes_with_the_same_gradients():
+  # `remat=True` must keep only block inputs on XLA's CPU backend too, where
+  # `nn.remat`'s recomputation was merged back into the forward pass (with a
+  # 5-block ResNet-50 at 128x128 its temporaries were 1.54x the plain
+  # step's; `remat_block`'s are 0.71x).
+  x = jnp.asarray(np.random.default_rng(0).normal(size=(1, 64, 64, 3)),
+                  jnp.float32)
+  got = {}
+  for remat in (False, True):
+    net = resnet_lib.ResNet(depth=50, stage_sizes=(1, 1, 1, 1), base_width=8,
+                            remat=remat)
+    v = net.init(jax.random.PRNGKey(0), x)
+
+    def loss(p, net=net, v=v):
+      outs = net.apply({"params": p, "batch_stats": v["batch_stats"]}, x)
+      return sum(jnp.sum(o ** 2) for o in outs)
+
+    step = jax.jit(jax.grad(loss))
+    temp = step.lower(v["params"]).compile().memory_analysis()
+    got[remat] = temp.temp_size_in_bytes, step(v["params"])
+  assert got[True][0] < 0.8 * got[False][0], (got[True][0], got[False][0])
+  paths = jax.tree_util.tree_flatten_with_path(got[False][1])[0]
+  assert len(paths) > 20
+  for (path, want), have in zip(paths, jax.tree.leaves(got[True][1])):
+    rel = float(np.linalg.norm(have - want)) / float(np.linalg.norm(want))
+    assert rel <= 1e-5, (jax.tree_util.keystr(path), rel)
+
+
 # ---------------------------------------------------------------------------
 # Numerics vs the numpy reference.
 # ---------------------------------------------------------------------------
