@@ -204,8 +204,9 @@ def _weighted_taps_bwd(res, g):
   d_w = []
   for t in range(idx.shape[-1]):
     rows = idx[..., t]
-    d_table = d_table.at[rows].add(w[..., t, None] * g,
-                                   mode="promise_in_bounds")
+    # "clip" like the forward's gather: a NaN box gives garbage indices
+    # (with weight 0), which must not write outside the table.
+    d_table = d_table.at[rows].add(w[..., t, None] * g, mode="clip")
     # Unused (and removed by XLA) when the boxes carry no gradient.
     tap = jnp.take(table, rows, axis=0, mode="clip").astype(jnp.float32)
     d_w.append(jnp.sum(tap * g, axis=-1))
