@@ -10,7 +10,7 @@ Variants (select with `configs/globaltrack_r50_fpn.py:<variant>`):
                    synthetic dataset; used by tests.
   demo             the CPU demo of `python -m gt_jax.demo` (ResNet-18-FPN,
                    160x128, trained from scratch on the synthetic data in
-                   ~21 min on 2 idle cores; measured results in README.md).
+                   ~14.5 min of training on 2 idle cores; results in README.md).
   demo_single_query / demo_unmodulated
                    its ablations (paper Tables 3 and 1):
                    `python -m gt_jax.ablations --workdir runs/ablations`.
