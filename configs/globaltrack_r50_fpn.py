@@ -118,8 +118,8 @@ def _train_config() -> ml_collections.ConfigDict:
   t.query_remat = False
   # Speed, not numbers: each step cuts the padded instance slots to the
   # smallest of 1, 2, 4, 8 holding every valid instance of the batch
-  # (gt_jax/training/buckets.py); one compile per bucket. Single-process
-  # runs only (docs/performance.md).
+  # (gt_jax/training/buckets.py); one compile per bucket (multi-process
+  # runs: the largest bucket any process needs).
   t.trim_padded_instances = True
   return t
 
@@ -130,7 +130,12 @@ def _optim_config() -> ml_collections.ConfigDict:
   o.base_batch_size = 8  # ... scaled linearly by global batch / 8 (LS §13.3).
   # An explicit peak lr (not scaled by the batch); None -> the rule above.
   o.lr = ml_collections.config_dict.placeholder(float)
+  # "sgd" (official) or "adamw" (decoupled weight decay; the CPU demo's
+  # from-scratch recipe). momentum is SGD's; adam_betas / adam_eps Adam's.
+  o.name = "sgd"
   o.momentum = 0.9  # official: SGD momentum.
+  o.adam_betas = (0.9, 0.999)
+  o.adam_eps = 1e-8
   o.weight_decay = 1e-4  # official: weight_decay.
   o.grad_clip_norm = 35.0  # official: grad_clip max_norm 35.
   o.warmup_steps = 500  # official: warmup_iters 500.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -159,6 +160,12 @@ def test_two_processes_train_like_one_and_resume_after_sigterm(shared):
   outs = launch(hosts(train_argv(two, data)), 2, cache, str(base / "log2"))
   assert os.path.isdir(os.path.join(two, "model"))
   assert sum("final weights written" in o for o in outs) == 1  # process 0
+  # The processes agreed on instance buckets, some smaller than all slots
+  # (the tiny config's 2; the videos' pairs have one instance).
+  slots = [(int(a), int(b)) for a, b in re.findall(
+      r"train step compiled for (\d+) instance slot\(s\) of (\d+)",
+      outs[0])]
+  assert any(a < b for a, b in slots), outs[0][-2000:]
   ref, got = loss_rows(one), loss_rows(two)
   np.testing.assert_array_equal(got[:, 0], np.arange(1, 7))
   np.testing.assert_allclose(got, ref, rtol=1e-4)

@@ -26,6 +26,7 @@ from gt_jax.training import sharding
 from gt_jax.training import step as train_lib
 from gt_jax.training import loop as train_loop
 from gt_jax.config import load_config
+from gt_jax.model.build import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "configs/globaltrack_r50_fpn.py:tiny")
@@ -135,6 +136,52 @@ def test_optimizer_matches_torch_sgd_reference():
       np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
     else:
       np.testing.assert_array_equal(got, x0)
+
+
+def test_adamw_option_matches_numpy_reference():
+  """optim.name="adamw": clip, Adam moments with bias correction, decoupled
+  decay (lr x (direction + wd x param)), frozen leaves untouched; numpy."""
+  params = _toy_params()
+  mask = train_lib.trainable_mask(params, 1)
+  sched = train_lib.lr_schedule(0.01, 2, 1 / 3, (3,), 0.1)
+  b1, b2, eps, wd = 0.8, 0.99, 1e-6, 0.05
+  opt = train_lib.make_optimizer(sched, mask, 0.9, wd, 5.0, name="adamw",
+                                 adam_betas=(b1, b2), adam_eps=eps)
+  state = opt.init(params)
+  trainable = jax.tree.leaves(mask)
+  ref = [np.asarray(x, np.float64) for x in jax.tree.leaves(params)]
+  mom = [np.zeros_like(x) for x in ref]
+  vel = [np.zeros_like(x) for x in ref]
+  rs = np.random.RandomState(2)
+  p = params
+  for it in range(4):
+    scale = 10.0 if it == 2 else 1.0  # step 2 is clipped
+    grads = jax.tree.map(
+        lambda x: jnp.asarray(scale * rs.randn(*x.shape), jnp.float32), p)
+    upd, state = opt.update(grads, state, p)
+    p = optax.apply_updates(p, upd)
+    g = [np.asarray(x, np.float64) for x in jax.tree.leaves(grads)]
+    norm = np.sqrt(sum((x**2).sum() for x, t in zip(g, trainable) if t))
+    coef = min(1.0, 5.0 / norm)
+    lr = 0.01 * (1 - (1 - it / 2) * (2 / 3)) if it < 2 else 0.01
+    lr = lr * 0.1 if it >= 3 else lr
+    for i, t in enumerate(trainable):
+      if not t:
+        continue
+      gi = g[i] * coef
+      mom[i] = b1 * mom[i] + (1 - b1) * gi
+      vel[i] = b2 * vel[i] + (1 - b2) * gi**2
+      mhat = mom[i] / (1 - b1**(it + 1))
+      vhat = vel[i] / (1 - b2**(it + 1))
+      ref[i] = ref[i] - lr * (mhat / (np.sqrt(vhat) + eps) + wd * ref[i])
+  for got, want, t, x0 in zip(jax.tree.leaves(p), ref, trainable,
+                              jax.tree.leaves(params)):
+    if t:
+      np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+    else:
+      np.testing.assert_array_equal(got, x0)
+  with pytest.raises(ValueError, match="optim.name"):
+    train_lib.make_optimizer(sched, mask, 0.9, wd, 5.0, name="adam")
 
 
 def test_loss_config_from_tiny():
@@ -343,9 +390,11 @@ def test_init_checkpoint_is_loaded(tiny_step, tmp_path):
 # ---------------------------------------------------------------------------
 # 4 devices vs 1 device: the 1-device step is the module's compiled one; a
 # subprocess with 4 forced CPU devices runs the same step from the same state.
+# Both go through the by-hand data-parallel loss (shard_map + one psum); the
+# reference is the plain `jax.value_and_grad(losses.batch_loss)` step.
 
 _MULTI = textwrap.dedent("""
-    import sys
+    import json, sys
     import jax, numpy as np
     sys.path[:0] = [{root!r}, {tests!r}]
     from gt_jax.training import loop as train_loop, sharding
@@ -358,24 +407,46 @@ _MULTI = textwrap.dedent("""
       leaves = [f[str(i)] for i in range(len(f.files))]
     state = sharding.replicate(jax.tree.unflatten(treedef, leaves), mesh)
     rng = sharding.replicate(jax.random.PRNGKey(1), mesh)
-    state, m = step(state, sharding.to_global(make_batch(5), mesh), rng)
+    batch = sharding.to_global(make_batch(5), mesh)
+    compiled = step.lower(state, batch, rng).compile()
+    hlo = compiled.as_text()
+    state, m = compiled(state, batch, rng)
+    kinds, in_loops = sharding.collective_counts(hlo)
     out = jax.tree.leaves(jax.device_get(state.params))
     np.savez({out!r}, loss=np.asarray(m["loss"]),
+             collectives=np.asarray(json.dumps(kinds)), in_loops=in_loops,
              **{{str(i): x for i, x in enumerate(out)}})
 """)
 
 
 @pytest.mark.slow
 def test_four_devices_match_one_device(tiny_step, tmp_path):
-  _, mesh, _, init_fn, step_fn = tiny_step
+  cfg, mesh, _, init_fn, step_fn = tiny_step
   state = init_fn(jax.random.PRNGKey(0))
   host = jax.device_get(state)
   np.savez(tmp_path / "state.npz",
            **{str(i): x for i, x in enumerate(jax.tree.leaves(host))})
   rng = sharding.replicate(jax.random.PRNGKey(1), mesh)
-  state, m = step_fn(state, sharding.to_global(make_batch(5), mesh), rng)
+  batch = sharding.to_global(make_batch(5), mesh)
+  # The plain step (value_and_grad of batch_loss), as before the by-hand
+  # data parallelism; state / rng / batch are not donated by this jit.
+  model = build_model(cfg.model, cfg.compute_dtype)
+  mask = train_lib.trainable_mask(state.params, cfg.optim.frozen_stages)
+  plain = jax.jit(train_lib.make_train_step(
+      model, train_lib.loss_config_from(cfg),
+      train_lib.optimizer_from_config(cfg, state.params), mask,
+      train_lib.schedule_from_config(cfg)))
+  ref_state, ref_m = plain(state, batch, rng)
+  ref_params = jax.tree.leaves(jax.device_get(ref_state.params))
+  state, m = step_fn(state, batch, rng)
   loss1 = float(m["loss"])
   params1 = jax.tree.leaves(jax.device_get(state.params))
+  np.testing.assert_allclose(loss1, float(ref_m["loss"]), rtol=1e-6)
+  for k in ref_m:
+    np.testing.assert_allclose(m[k], ref_m[k], rtol=1e-5, atol=1e-7,
+                               err_msg=k)
+  for p1, p0 in zip(params1, ref_params):
+    np.testing.assert_allclose(p1, p0, rtol=1e-5, atol=1e-7)
 
   env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4",
              JAX_PLATFORMS="cpu")
@@ -387,10 +458,19 @@ def test_four_devices_match_one_device(tiny_step, tmp_path):
                         check=False)
   assert proc.returncode == 0, proc.stderr[-3000:]
   with np.load(tmp_path / "out.npz") as f:
-    np.testing.assert_allclose(float(f["loss"]), loss1, rtol=1e-5)
-    assert len(f.files) == len(params1) + 1
-    for i, p1 in enumerate(params1):
-      np.testing.assert_allclose(f[str(i)], p1, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(float(f["loss"]), float(ref_m["loss"]),
+                               rtol=1e-5)
+    # One psum (loss, metrics and gradients; XLA may combine or split the
+    # all-reduces), nothing else: no feature maps moved between devices, no
+    # gathers, and no collective inside a loop.
+    kinds = json.loads(str(f["collectives"]))
+    assert set(kinds) == {"all-reduce"}, kinds
+    assert 1 <= kinds["all-reduce"] <= 4, kinds
+    assert int(f["in_loops"]) == 0
+    files = [n for n in f.files if n.isdigit()]
+    assert len(files) == len(params1)
+    for i, p0 in enumerate(ref_params):
+      np.testing.assert_allclose(f[str(i)], p0, rtol=1e-5, atol=1e-7)
 
 
 # ---------------------------------------------------------------------------

@@ -9,7 +9,9 @@ compiles at most log2(max_instances) + 1 times and pays only for the
 queries it has. The numbers do not change: padded slots never enter the
 loss (masked mean) and the per-slot PRNG keys do not depend on the number of
 slots (`jax.random.split(key, n)[i]` is the same for every n > i).
-The training loop applies it in single-process runs (docs/performance.md).
+The training loop applies it before every step; with several processes the
+bucket is the largest any process needs (one vote per step through the
+coordination service), so every process runs the same program.
 """
 
 from __future__ import annotations

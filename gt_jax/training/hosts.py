@@ -24,28 +24,45 @@ def _client():
 _VOTES = [0]
 
 
-def any_process(flag: bool, timeout_s: int = 1800) -> bool:
-  """True on every process when `flag` is True on at least one (collective).
+def _gather_ints(value: int, timeout_s: int = 1800) -> list[int]:
+  """Every process's `value`, in process order (collective).
 
-  Votes go through the coordination service's key-value store (no device
-  collective: nothing to compile, no CPU-collective set-up deadline), with
-  a device all-gather as the fallback.
+  Through the coordination service's key-value store (no device
+  collective: nothing to compile, no CPU-collective set-up deadline), with a
+  device all-gather as the fallback. Each process deletes its own key of
+  two rounds ago (every process has read it by then), so the store does not
+  grow with the number of rounds.
   """
   if jax.process_count() == 1:
-    return bool(flag)
+    return [int(value)]
   client = _client()
   if client is None:
     from jax.experimental import multihost_utils  # pylint: disable=g-import-not-at-top
-    flags = multihost_utils.process_allgather(
-        np.asarray([int(bool(flag))], np.int32))
-    return bool(np.asarray(flags).any())
+    values = multihost_utils.process_allgather(
+        np.asarray([int(value)], np.int64))
+    return [int(v) for v in np.asarray(values).reshape(-1)]
   _VOTES[0] += 1  # every process counts the same
-  prefix = f"gt_jax/vote/{_VOTES[0]}"
-  client.key_value_set(f"{prefix}/{jax.process_index()}",
-                       "1" if flag else "0")
-  votes = [client.blocking_key_value_get(f"{prefix}/{p}", timeout_s * 1000)
-           for p in range(jax.process_count())]
-  return any(v == "1" for v in votes)
+  me = jax.process_index()
+  client.key_value_set(f"gt_jax/vote/{_VOTES[0]}/{me}", str(int(value)))
+  values = [int(client.blocking_key_value_get(f"gt_jax/vote/{_VOTES[0]}/{p}",
+                                              timeout_s * 1000))
+            for p in range(jax.process_count())]
+  if _VOTES[0] > 2:
+    try:
+      client.key_value_delete(f"gt_jax/vote/{_VOTES[0] - 2}/{me}")
+    except Exception:  # pylint: disable=broad-except
+      pass  # housekeeping only
+  return values
+
+
+def any_process(flag: bool, timeout_s: int = 1800) -> bool:
+  """True on every process when `flag` is True on at least one (collective)."""
+  return any(_gather_ints(int(bool(flag)), timeout_s))
+
+
+def max_over_processes(value: int, timeout_s: int = 1800) -> int:
+  """The largest `value` over all processes, on every process (collective)."""
+  return max(_gather_ints(int(value), timeout_s))
 
 
 def all_processes(flag: bool) -> bool:

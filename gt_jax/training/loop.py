@@ -205,7 +205,8 @@ def compiled_fns(cfg: ml_collections.ConfigDict, mesh: jax.sharding.Mesh
   mask = train_lib.trainable_mask(abstract["params"], cfg.optim.frozen_stages)
   step_fn = train_lib.make_train_step(model, train_lib.loss_config_from(cfg),
                                       optimizer, mask,
-                                      train_lib.schedule_from_config(cfg))
+                                      train_lib.schedule_from_config(cfg),
+                                      mesh=mesh, axis=sharding.DATA_AXIS)
   out = (model, init_fn, sharding.jit_train_step(step_fn, mesh))
   _COMPILED[key] = out
   return out
@@ -463,22 +464,30 @@ def train(cfg: ml_collections.ConfigDict, workdir: str, *,
       finally:
         bad.close()
 
-  # Multi-process runs keep every slot: agreeing on a bucket needs a vote per
-  # step, and a 2-process test of that path hung in a device collective
-  # (docs/performance.md); single-process runs cut padded slots.
-  trim = cfg.train.get("trim_padded_instances", True) and not multi
+  # Every process cuts to the same bucket (the largest need of any process,
+  # one vote through the coordination service per step).
+  trim = cfg.train.get("trim_padded_instances", True)
+  per_bucket = {}
   with _stop_on_signals() as flag:
     try:
       while step < total:
         host_batch = next(data_it)
+        m = cfg.data.max_instances
         if trim:  # jit compiles once per bucket
-          host_batch = buckets.trim(host_batch, buckets.bucket(
-              buckets.needed_slots(host_batch), cfg.data.max_instances))
+          need = buckets.needed_slots(host_batch)
+          if multi:
+            need = hosts.max_over_processes(need)
+          m = buckets.bucket(need, cfg.data.max_instances)
+          host_batch = buckets.trim(host_batch, m)
         batch = _device_batch(host_batch, mesh)
-        if multi and run_step is step_fn:
-          # Compile ahead, then start the first step together.
-          run_step = step_fn.lower(state, batch, rng).compile()
-          hosts.barrier("step-compiled")
+        if multi:
+          if m not in per_bucket:
+            # Compile ahead, then start the bucket's first step together.
+            per_bucket[m] = step_fn.lower(state, batch, rng).compile()
+            hosts.barrier("step-compiled")
+            _log(f"step {step + 1}: train step compiled for {m} instance "
+                 f"slot(s) of {cfg.data.max_instances}")
+          run_step = per_bucket[m]
         with jax.transfer_guard("disallow"):
           state, metrics = run_step(state, batch, rng)
         step += 1

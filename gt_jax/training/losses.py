@@ -319,14 +319,13 @@ def pick_one_instance(rng: jax.Array, instance_valid: jax.Array) -> jax.Array:
   return jnp.argmax(jnp.where(instance_valid, u, -1.0))
 
 
-def batch_loss(model: Any, variables: Any, batch: dict[str, jax.Array],
-               rng: jax.Array,
-               cfg: LossConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
-  """Total loss of a batch of pairs and its per-term metrics.
+def pair_losses(model: Any, variables: Any, batch: dict[str, jax.Array],
+                keys: jax.Array, cfg: LossConfig
+                ) -> tuple[dict[str, jax.Array], jax.Array]:
+  """Per-pair loss terms and metrics of a batch of pairs (no reduction).
 
   Backbone + FPN run once per image (query and search images of all pairs in
-  one call); the per-pair loss is vmapped over pairs and averaged (the
-  official recipe averages per-GPU losses over GPUs, 1 pair per GPU).
+  one call); the per-pair loss is vmapped over pairs.
 
   Args:
     model, variables: the `QGRCNN` and its variables.
@@ -334,13 +333,13 @@ def batch_loss(model: Any, variables: Any, batch: dict[str, jax.Array],
       batch axis `B`: `query_image (B, Hc, Wc, 3)`, `search_image`,
       `query_boxes (B, M, 4)`, `search_boxes`, `instance_valid (B, M)`,
       `query_hw (B, 2)`, `search_hw (B, 2)`.
-    rng: PRNG key.
+    keys: `(B,)` PRNG keys, one per pair.
     cfg: settings; `cfg.cross_query=False` trains on one random valid
       instance per pair (paper Table 3 baseline).
 
   Returns:
-    `(loss, metrics)`: the scalar total (sum of `LOSS_TERMS`) and a flat dict
-    of scalars (`loss`, each term, `acc`, sample counts).
+    `(per_pair, pair_valid)`: a dict of `(B,)` arrays (each loss term, `acc`,
+    sample counts) and the `(B,)` mask of pairs with a valid instance.
   """
   for k in ("query_image", "search_image", "query_boxes", "search_boxes",
             "instance_valid", "search_hw"):
@@ -364,12 +363,31 @@ def batch_loss(model: Any, variables: Any, batch: dict[str, jax.Array],
                             k_loss, cfg)
     return {k: jnp.where(jnp.any(v), x, 0.0) for k, x in out.items()}
 
-  keys = jax.random.split(rng, b)
   per_pair = jax.vmap(pair)(query_feats, search_feats, batch["query_boxes"],
                             batch["search_boxes"], valid, batch["search_hw"],
                             keys)
+  return per_pair, jnp.any(valid, axis=-1)
+
+
+def batch_loss(model: Any, variables: Any, batch: dict[str, jax.Array],
+               rng: jax.Array,
+               cfg: LossConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
+  """Total loss of a batch of pairs and its per-term metrics.
+
+  `pair_losses` averaged over the pairs (the official recipe averages
+  per-GPU losses over GPUs, 1 pair per GPU); the pairs' PRNG keys are
+  `jax.random.split(rng, B)`.
+
+  Returns:
+    `(loss, metrics)`: the scalar total (sum of `LOSS_TERMS`) and a flat dict
+    of scalars (`loss`, each term, `acc`, sample counts).
+  """
+  if "query_image" not in batch:
+    raise KeyError("training batch has no field 'query_image'")
+  keys = jax.random.split(rng, batch["query_image"].shape[0])
+  per_pair, pair_valid = pair_losses(model, variables, batch, keys, cfg)
   # Pairs without any valid instance (should not occur) are left out.
-  metrics = _masked_mean(per_pair, jnp.any(valid, axis=-1))
+  metrics = _masked_mean(per_pair, pair_valid)
   loss = sum(metrics[k] for k in LOSS_TERMS)
   metrics["loss"] = loss
   return loss, metrics

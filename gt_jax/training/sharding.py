@@ -10,6 +10,7 @@ to FSDP or a pod slice should only touch this file and the config.
 from __future__ import annotations
 
 import os
+import re
 from typing import Any, Callable, Mapping
 
 import jax
@@ -184,3 +185,28 @@ def jit_train_step(train_step: Callable[..., Any],
   return jax.jit(train_step,
                  in_shardings=(rep, batch_sharding(mesh), rep),
                  out_shardings=(rep, rep), donate_argnums=(0,))
+
+
+_COLLECTIVE = re.compile(r"\b(all-reduce|all-gather|collective-permute|"
+                         r"all-to-all|reduce-scatter)(?:-start)?\(")
+
+
+def collective_counts(hlo_text: str) -> tuple[dict[str, int], int]:
+  """The cross-device collectives of a compiled program's HLO text.
+
+  Returns `(kinds, in_loops)`: the count of each collective kind
+  (all-reduce, all-gather, collective-permute, all-to-all, reduce-scatter)
+  and how many of them sit in a while-loop body (`bench/data_parallel.py`;
+  the train step should have only its final all-reduce, outside loops).
+  """
+  bodies = set(re.findall(r"while\(.*?body=%?([\w.\-]+)", hlo_text))
+  kinds: dict[str, int] = {}
+  in_loops, comp = 0, None
+  for line in hlo_text.splitlines():
+    head = re.match(r"^(?:ENTRY )?%?([\w.\-]+) .*\{$", line)
+    if head:
+      comp = head.group(1)
+    for kind in _COLLECTIVE.findall(line):
+      kinds[kind] = kinds.get(kind, 0) + 1
+      in_loops += comp in bodies
+  return kinds, in_loops

@@ -24,6 +24,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from jax.sharding import PartitionSpec as P
 
 from gt_jax.training import losses
 from gt_jax.training import schedule as schedule_lib
@@ -125,21 +126,32 @@ def trainable_mask(params: PyTree, frozen_stages: int) -> PyTree:
 
 
 def make_optimizer(schedule: optax.Schedule, mask: PyTree, momentum: float,
-                   weight_decay: float,
-                   clip_norm: float) -> optax.GradientTransformation:
-  """SGD as torch.optim.SGD + mmcv grad clipping, frozen leaves masked.
+                   weight_decay: float, clip_norm: float,
+                   name: str = "sgd", adam_betas: tuple[float, float] = (0.9, 0.999),
+                   adam_eps: float = 1e-8) -> optax.GradientTransformation:
+  """The optimizer with gradient clipping, frozen leaves masked.
 
   Args:
     schedule: lr as a function of the optimizer step.
     mask: `trainable_mask(params, ...)`.
     momentum, weight_decay, clip_norm: official 0.9, 1e-4, 35.
+    name: "sgd" (official: torch.optim.SGD, L2 decay added to the gradient,
+      heavy-ball momentum) or "adamw" (Adam on the clipped gradient with
+      decoupled weight decay, lr x (adam direction + decay x param); not
+      official, used by the CPU demo's from-scratch recipe).
+    adam_betas, adam_eps: Adam's moment decays and epsilon ("adamw" only).
   """
-  trainable = optax.chain(
-      optax.clip_by_global_norm(clip_norm),
-      optax.add_decayed_weights(weight_decay),
-      optax.trace(decay=momentum, nesterov=False),
-      optax.scale_by_learning_rate(schedule),
-  )
+  if name == "sgd":
+    direction = [optax.add_decayed_weights(weight_decay),
+                 optax.trace(decay=momentum, nesterov=False)]
+  elif name == "adamw":
+    direction = [optax.scale_by_adam(b1=adam_betas[0], b2=adam_betas[1],
+                                     eps=adam_eps),
+                 optax.add_decayed_weights(weight_decay)]
+  else:
+    raise ValueError(f"optim.name must be 'sgd' or 'adamw', got {name!r}")
+  trainable = optax.chain(optax.clip_by_global_norm(clip_norm), *direction,
+                          optax.scale_by_learning_rate(schedule))
   labels = jax.tree.map(lambda m: "train" if m else "frozen", mask)
   return optax.multi_transform(
       {"train": trainable, "frozen": optax.set_to_zero()}, labels)
@@ -150,7 +162,10 @@ def optimizer_from_config(cfg: ml_collections.ConfigDict,
   o = cfg.optim
   return make_optimizer(schedule_from_config(cfg),
                         trainable_mask(params, o.frozen_stages), o.momentum,
-                        o.weight_decay, o.grad_clip_norm)
+                        o.weight_decay, o.grad_clip_norm,
+                        name=o.get("name", "sgd"),
+                        adam_betas=tuple(o.get("adam_betas", (0.9, 0.999))),
+                        adam_eps=o.get("adam_eps", 1e-8))
 
 
 def loss_config_from(cfg: ml_collections.ConfigDict) -> losses.LossConfig:
@@ -203,10 +218,63 @@ def _set_counts(opt_state: PyTree, value: jax.Array) -> PyTree:
   return jax.tree.map(fix, opt_state, is_leaf=is_count_state)
 
 
+def sharded_loss_and_grads(
+    model: Any, loss_cfg: losses.LossConfig, mask: PyTree,
+    mesh: jax.sharding.Mesh, axis: str
+) -> Callable[[PyTree, PyTree, dict[str, jax.Array], jax.Array],
+              tuple[jax.Array, dict[str, jax.Array], PyTree]]:
+  """`(params, batch_stats, batch, keys) -> (loss, metrics, grads)`, data
+  parallel by hand (`jax.shard_map` over `axis`).
+
+  Each device runs `losses.pair_losses` on its own pairs (its slice of the
+  batch and of the `(B,)` pair keys), divides its sums by the global number
+  of valid pairs and differentiates that; one `psum` of the loss, metrics
+  and trainable gradients follows. The result is `batch_loss`'s masked mean
+  and its gradient (summed in another order), but the compiled step has no
+  other collective: left to the SPMD partitioner, the batch-sharded step
+  moved feature maps between devices (the query/search concatenation),
+  all-gathered proposal scores for top-k and all-reduced every 3x3 filter
+  gradient inside its tap loop, and on XLA's CPU backend such a collective
+  inside a loop could interleave differently on two processes and hang
+  them (docs/performance.md). Frozen leaves get zero gradients.
+  """
+  mask_leaves = [bool(m) for m in jax.tree.leaves(mask)]
+
+  def local(params, batch_stats, batch, keys):
+    pair_valid = jnp.any(batch["instance_valid"].astype(bool), axis=-1)
+    n = jax.lax.psum(jnp.sum(pair_valid.astype(jnp.float32)), axis)
+    n = jnp.maximum(n, 1.0)
+
+    def loss_fn(p):
+      variables = {"params": p, "batch_stats": batch_stats}
+      per_pair, valid = losses.pair_losses(model, variables, batch, keys,
+                                           loss_cfg)
+      sums = {k: jnp.sum(jnp.where(valid, v, 0.0)) / n
+              for k, v in per_pair.items()}
+      return sum(sums[k] for k in losses.LOSS_TERMS), sums
+
+    (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
+    treedef = jax.tree.structure(grads)
+    leaves = jax.tree.leaves(grads)
+    trained = jax.lax.psum([g for g, m in zip(leaves, mask_leaves) if m],
+                           axis)
+    it = iter(trained)
+    grads = jax.tree.unflatten(treedef, [
+        next(it) if m else jnp.zeros_like(g)
+        for g, m in zip(leaves, mask_leaves)])
+    loss, sums = jax.lax.psum((loss, sums), axis)
+    return loss, dict(sums, loss=loss), grads
+
+  return jax.shard_map(local, mesh=mesh,
+                       in_specs=(P(), P(), P(axis), P(axis)),
+                       out_specs=(P(), P(), P()), check_vma=False)
+
+
 def make_train_step(
     model: Any, loss_cfg: losses.LossConfig,
     optimizer: optax.GradientTransformation, mask: PyTree,
-    schedule: optax.Schedule
+    schedule: optax.Schedule, mesh: jax.sharding.Mesh | None = None,
+    axis: str | None = None
 ) -> Callable[[TrainState, dict[str, jax.Array], jax.Array],
               tuple[TrainState, dict[str, jax.Array]]]:
   """Returns the pure `train_step(state, batch, rng) -> (state, metrics)`.
@@ -217,6 +285,11 @@ def make_train_step(
     optimizer: from `make_optimizer` with the same `mask`.
     mask: trainable mask (static Python bools).
     schedule: the optimizer's lr schedule (for logging).
+    mesh, axis: with a mesh, the loss and gradients are computed data
+      parallel by hand over its axis `axis` (default: its first;
+      `sharded_loss_and_grads`; the batch must be split over it); None: one
+      `jax.value_and_grad` of `losses.batch_loss`, partitioned by XLA if the
+      inputs are sharded.
 
   The step folds `state.step` into `rng`. A non-finite loss, gradient norm
   or updated parameter leaves params and optimizer state unchanged (`skipped = 1` in the
@@ -225,17 +298,25 @@ def make_train_step(
   skipped steps do not shift the lr schedule.
   """
   mask_leaves = [bool(m) for m in jax.tree.leaves(mask)]
+  by_hand = (None if mesh is None else sharded_loss_and_grads(
+      model, loss_cfg, mask, mesh, axis or mesh.axis_names[0]))
 
   def train_step(state: TrainState, batch: dict[str, jax.Array],
                  rng: jax.Array) -> tuple[TrainState, dict[str, jax.Array]]:
     key = jax.random.fold_in(rng, state.step)
 
-    def loss_fn(params):
-      variables = {"params": params, "batch_stats": state.batch_stats}
-      return losses.batch_loss(model, variables, batch, key, loss_cfg)
+    if by_hand is not None:
+      # The pairs' keys as batch_loss draws them.
+      keys = jax.random.split(key, batch["query_image"].shape[0])
+      loss, metrics, grads = by_hand(state.params, state.batch_stats, batch,
+                                     keys)
+    else:
+      def loss_fn(params):
+        variables = {"params": params, "batch_stats": state.batch_stats}
+        return losses.batch_loss(model, variables, batch, key, loss_cfg)
 
-    (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
-        state.params)
+      (loss, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(
+          state.params)
     updates, new_opt = optimizer.update(grads, state.opt_state, state.params)
     treedef = jax.tree.structure(state.params)
     new_params = jax.tree.unflatten(treedef, [
@@ -255,14 +336,14 @@ def make_train_step(
     new_state = state.replace(step=state.step + 1,
                               params=keep(new_params, state.params),
                               opt_state=new_opt)
-    # The lr that was applied: the trainable chain's count before update.
-    count = optax.tree_utils.tree_get(state.opt_state, "count")
+    # The lr that was applied: every optax count equals state.step before
+    # the update (_set_counts), so the schedule at state.step.
     metrics = dict(metrics)
     metrics.update(
         grad_norm=grad_norm,
         param_norm=_norm(_select(mask, new_state.params)),
         update_norm=_norm(_select(mask, updates)),
-        lr=schedule(count) if count is not None else jnp.zeros(()),
+        lr=schedule(state.step),
         skipped=(~ok).astype(jnp.float32))
     return new_state, metrics
 
