@@ -7,10 +7,11 @@ Computes `batch_loss` and its parameter gradients on one random pair three
 ways: the default step (matmul convolutions, gt_jax/ops/conv.py), the lean
 step (plus `model.remat_backbone` and `train.query_remat`), and the plain
 implementation (lax's convolutions and transpose rules, vmapped queries,
-nothing recomputed). Prints the largest relative difference of the loss
-terms and of any gradient leaf (|a - b| / |b| in norm) for each; the
-acceptance bound of the speed work is 1e-5. tests/test_train_equivalence.py
-runs the same comparison on the tiny config in CI.
+nothing recomputed, autodiff's RoIAlign gradient). Prints the largest
+relative difference of the loss terms and of any gradient leaf (|a - b| /
+|b| in norm) for each; the acceptance bound of the speed work is 1e-5.
+tests/test_train_equivalence.py runs the same comparison on the tiny config
+in CI.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ import numpy as np  # pylint: disable=g-import-not-at-top
 from gt_jax.config import load_config  # pylint: disable=g-import-not-at-top
 from gt_jax.model.build import build_model, init_variables  # pylint: disable=g-import-not-at-top
 from gt_jax.ops import conv as conv_lib  # pylint: disable=g-import-not-at-top
+from gt_jax.ops import roi_align as roi_lib  # pylint: disable=g-import-not-at-top
 from gt_jax.training import losses  # pylint: disable=g-import-not-at-top
 from gt_jax.training import step as train_lib  # pylint: disable=g-import-not-at-top
 
@@ -78,11 +80,12 @@ def main(argv=None) -> int:
   spec = CONFIG if a.size == "official" else f"{CONFIG}:{a.size}"
   default = loss_and_grads(spec, a.queries, remat=False)
   lean = loss_and_grads(spec, a.queries, remat=True)
-  saved = conv_lib._conv  # pylint: disable=protected-access
+  saved = conv_lib._conv, roi_lib._taps  # pylint: disable=protected-access
   conv_lib._conv = conv_lib._lax_conv  # pylint: disable=protected-access
+  roi_lib._taps = roi_lib._plain_taps  # pylint: disable=protected-access
   jax.clear_caches()
   plain = loss_and_grads(spec, a.queries, remat=False)
-  conv_lib._conv = saved  # pylint: disable=protected-access
+  conv_lib._conv, roi_lib._taps = saved  # pylint: disable=protected-access
   print(f"{a.size}, 1 pair, M = {a.queries}: loss {plain[0]['loss']:.6f}")
   print("| step | max rel. diff, loss terms | max rel. diff, gradient leaf |"
         " worst leaf |")

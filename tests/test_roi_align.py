@@ -192,8 +192,8 @@ def test_gradient_wrt_features_is_the_adjoint():
 
 
 def test_gradient_wrt_boxes_matches_finite_differences():
-  # The boxes' gradient (autodiff through the bilinear weights) against
-  # central differences of the numpy loop reference.
+  # The hand-written VJP also returns the boxes' gradient (through the
+  # bilinear weights): central differences of the numpy loop reference.
   # Every sample of these boxes lies > 0.02 px from a grid line, where the
   # interpolation has a kink (a sample exactly on one makes the derivative
   # one-sided, and which side depends on rounding).

@@ -1,12 +1,14 @@
 """The faster / leaner train step computes what the plain one computes.
 
-`gt_jax.ops.conv` replaces only how filter gradients are computed;
+`gt_jax.ops.conv` replaces only how filter gradients are computed,
+`gt_jax.ops.roi_align` only how its feature gradient is accumulated;
 `model.remat_backbone` and `train.query_remat` only what is kept for the
 backward pass. The tiny model's loss terms and every parameter gradient,
 with the defaults and with both remat switches on, are compared with the
 plain implementation (lax's own convolution transpose rules, vmapped
-queries, nothing recomputed) on one random batch of 2 pairs x 2 instances:
-loss terms to 1e-5 relative, each gradient leaf to 1e-5 relative (in norm).
+queries, nothing recomputed, autodiff's RoIAlign gradient) on one random
+batch of 2 pairs x 2 instances: loss terms to 1e-5 relative, each gradient
+leaf to 1e-5 relative (in norm).
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import pytest
 
 from gt_jax.model.build import build_model, init_variables
 from gt_jax.ops import conv as conv_lib
+from gt_jax.ops import roi_align as roi_lib
 from gt_jax.training import buckets
 from gt_jax.training import losses
 from gt_jax.training import step as train_lib
@@ -28,8 +31,8 @@ _JITTED = {}
 
 def _loss_and_grads(model, variables, batch, lcfg):
   """Loss metrics and parameter gradients (one compile per model/settings,
-  traced afresh when the conv implementation is swapped)."""
-  key = (model, lcfg, conv_lib._conv)  # pylint: disable=protected-access
+  traced afresh when the conv / RoIAlign implementation is swapped)."""
+  key = (model, lcfg, conv_lib._conv, roi_lib._taps)  # pylint: disable=protected-access
   if key not in _JITTED:
     def f(params, batch_stats, batch):
       v = {"params": params, "batch_stats": batch_stats}
@@ -75,6 +78,7 @@ def test_loss_and_grads_equal_the_plain_implementation(monkeypatch):
   default = _run(remat=False)
   lean = _run(remat=True)
   monkeypatch.setattr(conv_lib, "_conv", conv_lib._lax_conv)  # pylint: disable=protected-access
+  monkeypatch.setattr(roi_lib, "_taps", roi_lib._plain_taps)  # pylint: disable=protected-access
   plain = _run(remat=False)
   _assert_same(*default, *plain)
   _assert_same(*lean, *plain)
