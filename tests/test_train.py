@@ -97,89 +97,80 @@ def _toy_params():
           "neck": {"fpn_0": {"kernel": f(4), "bias": jnp.zeros(2)}}}
 
 
+def _check_optimizer(opt, clip_norm: float, peak_lr: float, big_step: int,
+                     big_scale: float, seed: int, update, clip_eps=0.0):
+  """Runs `opt` 4 steps on `_toy_params` with random gradients (step
+  `big_step` scaled by `big_scale`, to be clipped) and compares with a float64
+  numpy run: clip by the global norm of the trainable gradients, the lr of
+  `lr_schedule(peak_lr, 2, 1/3, (3,), 0.1)`, then `update(i, g, p, it, lr)
+  -> new p` for every trainable leaf i; frozen leaves must not move."""
+  params = _toy_params()
+  trainable = jax.tree.leaves(train_lib.trainable_mask(params, 1))
+  state = opt.init(params)
+  ref = [np.asarray(x, np.float64) for x in jax.tree.leaves(params)]
+  rs = np.random.RandomState(seed)
+  p = params
+  for it in range(4):
+    scale = big_scale if it == big_step else 1.0
+    grads = jax.tree.map(
+        lambda x: jnp.asarray(scale * rs.randn(*x.shape), jnp.float32), p)
+    upd, state = opt.update(grads, state, p)
+    p = optax.apply_updates(p, upd)
+    g = [np.asarray(x, np.float64) for x in jax.tree.leaves(grads)]
+    norm = np.sqrt(sum((x**2).sum() for x, t in zip(g, trainable) if t))
+    coef = min(1.0, clip_norm / (norm + clip_eps))
+    lr = peak_lr * (1 - (1 - it / 2) * (2 / 3)) if it < 2 else peak_lr
+    lr = lr * 0.1 if it >= 3 else lr
+    for i, t in enumerate(trainable):
+      if t:
+        ref[i] = update(i, g[i] * coef, ref[i], it, lr)
+  for got, want, t, x0 in zip(jax.tree.leaves(p), ref, trainable,
+                              jax.tree.leaves(params)):
+    if t:
+      np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+    else:
+      np.testing.assert_array_equal(got, x0)
+
+
 def test_optimizer_matches_torch_sgd_reference():
   """clip_grad_norm_(35) then torch SGD(momentum .9, wd 1e-4), in numpy."""
   params = _toy_params()
   mask = train_lib.trainable_mask(params, 1)
-  sched = train_lib.lr_schedule(0.1, 2, 1 / 3, (3,), 0.1)
-  opt = train_lib.make_optimizer(sched, mask, 0.9, 1e-4, 35.0)
-  state = opt.init(params)
   names = ["/".join(str(k.key) for k in p)
            for p, _ in jax.tree_util.tree_flatten_with_path(params)[0]]
   trainable = [not n.startswith(("backbone/conv1", "backbone/bn1",
                                  "backbone/layer1")) for n in names]
   assert trainable == jax.tree.leaves(mask)
-  ref = [np.asarray(x, np.float64) for x in jax.tree.leaves(params)]
-  buf = [np.zeros_like(x) for x in ref]
-  rs = np.random.RandomState(1)
-  p = params
-  for it in range(4):
-    scale = 40.0 if it == 1 else 1.0  # step 1 is clipped
-    grads = jax.tree.map(
-        lambda x: jnp.asarray(scale * rs.randn(*x.shape), jnp.float32), p)
-    upd, state = opt.update(grads, state, p)
-    p = optax.apply_updates(p, upd)
-    g = [np.asarray(x, np.float64) for x in jax.tree.leaves(grads)]
-    norm = np.sqrt(sum((x**2).sum() for x, t in zip(g, trainable) if t))
-    coef = min(1.0, 35.0 / (norm + 1e-6))  # torch clip_grad_norm_
-    lr = 0.1 * (1 - (1 - it / 2) * (2 / 3)) if it < 2 else 0.1
-    lr = lr * 0.1 if it >= 3 else lr
-    for i, t in enumerate(trainable):
-      if not t:
-        continue
-      d = g[i] * coef + 1e-4 * ref[i]
-      buf[i] = 0.9 * buf[i] + d if it else d
-      ref[i] = ref[i] - lr * buf[i]
-  for got, want, t, x0 in zip(jax.tree.leaves(p), ref, trainable,
-                              jax.tree.leaves(params)):
-    if t:
-      np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
-    else:
-      np.testing.assert_array_equal(got, x0)
+  sched = train_lib.lr_schedule(0.1, 2, 1 / 3, (3,), 0.1)
+  buf = {}
+
+  def torch_sgd(i, g, p, it, lr):
+    d = g + 1e-4 * p
+    buf[i] = 0.9 * buf[i] + d if it else d
+    return p - lr * buf[i]
+
+  _check_optimizer(train_lib.make_optimizer(sched, mask, 0.9, 1e-4, 35.0),
+                   35.0, 0.1, 1, 40.0, 1, torch_sgd, clip_eps=1e-6)
 
 
 def test_adamw_option_matches_numpy_reference():
   """optim.name="adamw": clip, Adam moments with bias correction, decoupled
   decay (lr x (direction + wd x param)), frozen leaves untouched; numpy."""
-  params = _toy_params()
-  mask = train_lib.trainable_mask(params, 1)
+  mask = train_lib.trainable_mask(_toy_params(), 1)
   sched = train_lib.lr_schedule(0.01, 2, 1 / 3, (3,), 0.1)
   b1, b2, eps, wd = 0.8, 0.99, 1e-6, 0.05
   opt = train_lib.make_optimizer(sched, mask, 0.9, wd, 5.0, name="adamw",
                                  adam_betas=(b1, b2), adam_eps=eps)
-  state = opt.init(params)
-  trainable = jax.tree.leaves(mask)
-  ref = [np.asarray(x, np.float64) for x in jax.tree.leaves(params)]
-  mom = [np.zeros_like(x) for x in ref]
-  vel = [np.zeros_like(x) for x in ref]
-  rs = np.random.RandomState(2)
-  p = params
-  for it in range(4):
-    scale = 10.0 if it == 2 else 1.0  # step 2 is clipped
-    grads = jax.tree.map(
-        lambda x: jnp.asarray(scale * rs.randn(*x.shape), jnp.float32), p)
-    upd, state = opt.update(grads, state, p)
-    p = optax.apply_updates(p, upd)
-    g = [np.asarray(x, np.float64) for x in jax.tree.leaves(grads)]
-    norm = np.sqrt(sum((x**2).sum() for x, t in zip(g, trainable) if t))
-    coef = min(1.0, 5.0 / norm)
-    lr = 0.01 * (1 - (1 - it / 2) * (2 / 3)) if it < 2 else 0.01
-    lr = lr * 0.1 if it >= 3 else lr
-    for i, t in enumerate(trainable):
-      if not t:
-        continue
-      gi = g[i] * coef
-      mom[i] = b1 * mom[i] + (1 - b1) * gi
-      vel[i] = b2 * vel[i] + (1 - b2) * gi**2
-      mhat = mom[i] / (1 - b1**(it + 1))
-      vhat = vel[i] / (1 - b2**(it + 1))
-      ref[i] = ref[i] - lr * (mhat / (np.sqrt(vhat) + eps) + wd * ref[i])
-  for got, want, t, x0 in zip(jax.tree.leaves(p), ref, trainable,
-                              jax.tree.leaves(params)):
-    if t:
-      np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
-    else:
-      np.testing.assert_array_equal(got, x0)
+  mom, vel = {}, {}
+
+  def adamw(i, g, p, it, lr):
+    mom[i] = b1 * mom.get(i, 0.0) + (1 - b1) * g
+    vel[i] = b2 * vel.get(i, 0.0) + (1 - b2) * g**2
+    mhat = mom[i] / (1 - b1**(it + 1))
+    vhat = vel[i] / (1 - b2**(it + 1))
+    return p - lr * (mhat / (np.sqrt(vhat) + eps) + wd * p)
+
+  _check_optimizer(opt, 5.0, 0.01, 2, 10.0, 2, adamw)
   with pytest.raises(ValueError, match="optim.name"):
     train_lib.make_optimizer(sched, mask, 0.9, wd, 5.0, name="adam")
 
