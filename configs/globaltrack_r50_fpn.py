@@ -57,7 +57,7 @@ def _model_config() -> ml_collections.ConfigDict:
   m.rpn_query_guided = True
   # Memory, not numbers: recompute each ResNet block in the backward pass
   # (one more backbone forward per step; with train.query_remat the official
-  # M = 8 step needs 3.9 GB instead of 11.2 GB, docs/performance.md).
+  # M = 8 step needs 3.7 GB instead of 11.2 GB, docs/performance.md).
   m.remat_backbone = False
   return m
 

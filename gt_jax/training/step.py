@@ -126,8 +126,8 @@ def trainable_mask(params: PyTree, frozen_stages: int) -> PyTree:
 
 
 def make_optimizer(schedule: optax.Schedule, mask: PyTree, momentum: float,
-                   weight_decay: float, clip_norm: float,
-                   name: str = "sgd", adam_betas: tuple[float, float] = (0.9, 0.999),
+                   weight_decay: float, clip_norm: float, name: str = "sgd",
+                   adam_betas: tuple[float, float] = (0.9, 0.999),
                    adam_eps: float = 1e-8) -> optax.GradientTransformation:
   """The optimizer with gradient clipping, frozen leaves masked.
 
@@ -138,7 +138,7 @@ def make_optimizer(schedule: optax.Schedule, mask: PyTree, momentum: float,
     name: "sgd" (official: torch.optim.SGD, L2 decay added to the gradient,
       heavy-ball momentum) or "adamw" (Adam on the clipped gradient with
       decoupled weight decay, lr x (adam direction + decay x param); not
-      official, used by the CPU demo's from-scratch recipe).
+      official; tried for the CPU demo's from-scratch training, README).
     adam_betas, adam_eps: Adam's moment decays and epsilon ("adamw" only).
   """
   if name == "sgd":
