@@ -294,8 +294,8 @@ def _make_demo(c: ml_collections.ConfigDict, variant: str = "demo") -> None:
   c.data.canvas_landscape = (128, 160)
   c.data.canvas_portrait = (160, 128)
   c.global_batch_size = 4
-  # 14.4 min of training on 2 idle CPU cores (2026-12-03), inside issue 13's
-  # 15 minutes; 5000 steps took 20.8 min and scored 0.317 / 0.270
+  # 14.4 min of training on 2 idle CPU cores (2026-12-03 host; 7.3 min on
+  # the faster 2026-12-08 host), inside issue 13's 15 minutes; 5000 steps took 20.8 min and scored 0.317 / 0.270
   # visible-normalised (in distribution / held out) against 3500's 0.288 /
   # 0.262 (README). The epoch stays 1666 pairs (the 5000-step split into
   # 12 epochs), so a --config.total_steps=5000 run reproduces that one.
