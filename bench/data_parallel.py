@@ -41,7 +41,6 @@ def main(argv: list[str] | None = None) -> None:
   import jax  # pylint: disable=g-import-not-at-top
   import numpy as np  # pylint: disable=g-import-not-at-top
   from gt_jax.config import load_config  # pylint: disable=g-import-not-at-top
-  from gt_jax.model.build import build_model  # pylint: disable=g-import-not-at-top
   from gt_jax.training import loop, sharding  # pylint: disable=g-import-not-at-top
   from gt_jax.training import step as train_lib  # pylint: disable=g-import-not-at-top
   from train_speed import random_batch  # pylint: disable=g-import-not-at-top
@@ -59,11 +58,11 @@ def main(argv: list[str] | None = None) -> None:
     b = max(cfg.global_batch_size, args.devices)
     b -= b % args.devices
     cfg.global_batch_size = b
-    _, init_fn, by_hand = loop.compiled_fns(cfg, mesh)
+    model, init_fn, by_hand = loop.compiled_fns(cfg, mesh)
     state0 = init_fn(jax.random.PRNGKey(0))
     mask = train_lib.trainable_mask(state0.params, cfg.optim.frozen_stages)
     plain = sharding.jit_train_step(train_lib.make_train_step(
-        build_model(cfg.model, cfg.compute_dtype),
+        model,
         train_lib.loss_config_from(cfg),
         train_lib.optimizer_from_config(cfg, state0.params), mask,
         train_lib.schedule_from_config(cfg)), mesh)

@@ -130,8 +130,8 @@ def _optim_config() -> ml_collections.ConfigDict:
   o.base_batch_size = 8  # ... scaled linearly by global batch / 8 (LS §13.3).
   # An explicit peak lr (not scaled by the batch); None -> the rule above.
   o.lr = ml_collections.config_dict.placeholder(float)
-  # "sgd" (official) or "adamw" (decoupled weight decay; the CPU demo's
-  # from-scratch recipe). momentum is SGD's; adam_betas / adam_eps Adam's.
+  # "sgd" (official) or "adamw" (decoupled weight decay; not official, tried
+  # for the CPU demo, README). momentum is SGD's; adam_betas / adam_eps Adam's.
   o.name = "sgd"
   o.momentum = 0.9  # official: SGD momentum.
   o.adam_betas = (0.9, 0.999)
@@ -295,7 +295,8 @@ def _make_demo(c: ml_collections.ConfigDict, variant: str = "demo") -> None:
   c.data.canvas_portrait = (160, 128)
   c.global_batch_size = 4
   # 14.4 min of training on 2 idle CPU cores (2026-12-03 host; 7.3 min on
-  # the faster 2026-12-08 host), inside issue 13's 15 minutes; 5000 steps took 20.8 min and scored 0.317 / 0.270
+  # the faster 2026-12-08 host), inside issue 13's 15 minutes; 5000 steps
+  # took 20.8 min and scored 0.317 / 0.270
   # visible-normalised (in distribution / held out) against 3500's 0.288 /
   # 0.262 (README). The epoch stays 1666 pairs (the 5000-step split into
   # 12 epochs), so a --config.total_steps=5000 run reproduces that one.

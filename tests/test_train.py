@@ -26,7 +26,6 @@ from gt_jax.training import sharding
 from gt_jax.training import step as train_lib
 from gt_jax.training import loop as train_loop
 from gt_jax.config import load_config
-from gt_jax.model.build import build_model
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 TINY = os.path.join(ROOT, "configs/globaltrack_r50_fpn.py:tiny")
@@ -222,7 +221,7 @@ def test_trainable_mask_on_model(tiny_step):
 
 
 def test_train_step_updates_and_freezes(tiny_step):
-  cfg, mesh, _, init_fn, step_fn = tiny_step
+  cfg, mesh, model, init_fn, step_fn = tiny_step
   state = init_fn(jax.random.PRNGKey(0))
   mask = jax.tree.leaves(train_lib.trainable_mask(state.params, 1))
   p0, bs0 = _bits(state.params), _bits(state.batch_stats)
@@ -412,7 +411,7 @@ _MULTI = textwrap.dedent("""
 
 @pytest.mark.slow
 def test_four_devices_match_one_device(tiny_step, tmp_path):
-  cfg, mesh, _, init_fn, step_fn = tiny_step
+  cfg, mesh, model, init_fn, step_fn = tiny_step
   state = init_fn(jax.random.PRNGKey(0))
   host = jax.device_get(state)
   np.savez(tmp_path / "state.npz",
@@ -421,7 +420,6 @@ def test_four_devices_match_one_device(tiny_step, tmp_path):
   batch = sharding.to_global(make_batch(5), mesh)
   # The plain step (value_and_grad of batch_loss), as before the by-hand
   # data parallelism; state / rng / batch are not donated by this jit.
-  model = build_model(cfg.model, cfg.compute_dtype)
   mask = train_lib.trainable_mask(state.params, cfg.optim.frozen_stages)
   plain = jax.jit(train_lib.make_train_step(
       model, train_lib.loss_config_from(cfg),

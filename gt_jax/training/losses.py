@@ -266,11 +266,16 @@ def single_query_loss(model: Any, variables: Any,
   return out
 
 
-def _masked_mean(tree: dict[str, jax.Array],
-                 mask: jax.Array) -> dict[str, jax.Array]:
+def masked_mean(tree: dict[str, jax.Array], mask: jax.Array,
+                count: jax.Array | None = None) -> dict[str, jax.Array]:
+  """Each leaf's sum over the `mask`ed entries divided by `count` (default:
+  the number of masked entries; data-parallel callers pass the global one),
+  at least 1."""
   # `where`, not `* mask`: a padded slot's value never enters the sum. (Its
   # inputs should still be finite boxes, e.g. zeros, for clean gradients.)
-  n = jnp.maximum(jnp.sum(mask.astype(jnp.float32)), 1.0)
+  if count is None:
+    count = jnp.sum(mask.astype(jnp.float32))
+  n = jnp.maximum(count, 1.0)
   return {k: jnp.sum(jnp.where(mask, v, 0.0)) / n for k, v in tree.items()}
 
 
@@ -310,7 +315,7 @@ def cross_query_loss(model: Any, variables: Any,
                                 (query_boxes, search_boxes, keys))
   else:
     per_query = jax.vmap(one)(query_boxes, search_boxes, keys)
-  return _masked_mean(per_query, instance_valid)
+  return masked_mean(per_query, instance_valid)
 
 
 def pick_one_instance(rng: jax.Array, instance_valid: jax.Array) -> jax.Array:
@@ -369,25 +374,29 @@ def pair_losses(model: Any, variables: Any, batch: dict[str, jax.Array],
   return per_pair, jnp.any(valid, axis=-1)
 
 
+def pair_keys(rng: jax.Array, batch: dict[str, jax.Array]) -> jax.Array:
+  """`(B,)` PRNG keys, one per pair of `batch`: `jax.random.split(rng, B)`."""
+  if "query_image" not in batch:
+    raise KeyError("training batch has no field 'query_image'")
+  return jax.random.split(rng, batch["query_image"].shape[0])
+
+
 def batch_loss(model: Any, variables: Any, batch: dict[str, jax.Array],
                rng: jax.Array,
                cfg: LossConfig) -> tuple[jax.Array, dict[str, jax.Array]]:
   """Total loss of a batch of pairs and its per-term metrics.
 
   `pair_losses` averaged over the pairs (the official recipe averages
-  per-GPU losses over GPUs, 1 pair per GPU); the pairs' PRNG keys are
-  `jax.random.split(rng, B)`.
+  per-GPU losses over GPUs, 1 pair per GPU), with `pair_keys(rng, batch)`.
 
   Returns:
     `(loss, metrics)`: the scalar total (sum of `LOSS_TERMS`) and a flat dict
     of scalars (`loss`, each term, `acc`, sample counts).
   """
-  if "query_image" not in batch:
-    raise KeyError("training batch has no field 'query_image'")
-  keys = jax.random.split(rng, batch["query_image"].shape[0])
-  per_pair, pair_valid = pair_losses(model, variables, batch, keys, cfg)
+  per_pair, pair_valid = pair_losses(model, variables, batch,
+                                     pair_keys(rng, batch), cfg)
   # Pairs without any valid instance (should not occur) are left out.
-  metrics = _masked_mean(per_pair, pair_valid)
+  metrics = masked_mean(per_pair, pair_valid)
   loss = sum(metrics[k] for k in LOSS_TERMS)
   metrics["loss"] = loss
   return loss, metrics

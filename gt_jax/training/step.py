@@ -241,16 +241,14 @@ def sharded_loss_and_grads(
   mask_leaves = [bool(m) for m in jax.tree.leaves(mask)]
 
   def local(params, batch_stats, batch, keys):
-    pair_valid = jnp.any(batch["instance_valid"].astype(bool), axis=-1)
-    n = jax.lax.psum(jnp.sum(pair_valid.astype(jnp.float32)), axis)
-    n = jnp.maximum(n, 1.0)
-
     def loss_fn(p):
       variables = {"params": p, "batch_stats": batch_stats}
       per_pair, valid = losses.pair_losses(model, variables, batch, keys,
                                            loss_cfg)
-      sums = {k: jnp.sum(jnp.where(valid, v, 0.0)) / n
-              for k, v in per_pair.items()}
+      # This device's share of the global masked mean (valid pairs counted
+      # over all devices; the count carries no gradient).
+      count = jax.lax.psum(jnp.sum(valid.astype(jnp.float32)), axis)
+      sums = losses.masked_mean(per_pair, valid, count)
       return sum(sums[k] for k in losses.LOSS_TERMS), sums
 
     (loss, sums), grads = jax.value_and_grad(loss_fn, has_aux=True)(params)
@@ -310,10 +308,8 @@ def make_train_step(
     key = jax.random.fold_in(rng, state.step)
 
     if by_hand is not None:
-      # The pairs' keys as batch_loss draws them.
-      keys = jax.random.split(key, batch["query_image"].shape[0])
       loss, metrics, grads = by_hand(state.params, state.batch_stats, batch,
-                                     keys)
+                                     losses.pair_keys(key, batch))
     else:
       def loss_fn(params):
         variables = {"params": params, "batch_stats": state.batch_stats}
